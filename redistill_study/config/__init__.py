@@ -1,0 +1,29 @@
+"""Study configs: the schema and the loader that turns YAML into a validated StudyConfig."""
+
+from .loader import default_study_path, load_study, resolve_path
+from .schema import (
+    DatasetConfig,
+    MethodConfig,
+    ModelConfig,
+    NoiseConfig,
+    PairConfig,
+    StudyConfig,
+    TeacherConfig,
+    TrainConfig,
+    TuningConfig,
+)
+
+__all__ = [
+    "DatasetConfig",
+    "MethodConfig",
+    "ModelConfig",
+    "NoiseConfig",
+    "PairConfig",
+    "StudyConfig",
+    "TeacherConfig",
+    "TrainConfig",
+    "TuningConfig",
+    "default_study_path",
+    "load_study",
+    "resolve_path",
+]

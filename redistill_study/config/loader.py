@@ -1,0 +1,251 @@
+"""Read a study config: YAML (safe_load) → schema → checks against the registries and files.
+
+Every problem becomes one :class:`ConfigError` line: ``file:line: key.path: what was expected``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import ConfigError
+from .schema import StudyConfig, TrainConfig
+
+PACKAGED_STUDIES = Path(__file__).resolve().parent.parent / "studies"
+
+
+def default_study_path() -> Path:
+    """``studies/default.yaml`` of a source checkout, else the copy installed with the package."""
+    candidates = (
+        Path.cwd() / "studies" / "default.yaml",
+        Path(__file__).resolve().parents[2] / "studies" / "default.yaml",  # source checkout
+        PACKAGED_STUDIES / "default.yaml",
+    )
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    return PACKAGED_STUDIES / "default.yaml"
+
+
+def _key_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[(*path, key)] = key_node.start_mark.line + 1
+            _key_lines(value_node, (*path, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _key_lines(item, (*path, i), out)
+
+
+def format_key(path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Located:
+    """The raw mapping plus a line for every key path, for error messages."""
+
+    def __init__(self, source: str, lines: dict[tuple[Any, ...], int]) -> None:
+        self.source, self.lines = source, lines
+
+    def error(self, path: tuple[Any, ...], message: str) -> ConfigError:
+        probe = tuple(path)
+        while probe and probe not in self.lines:
+            probe = probe[:-1]
+        return ConfigError(self.source, format_key(path), message, self.lines.get(probe))
+
+
+def read_yaml(path: Path) -> tuple[Any, _Located]:
+    source = str(path)
+    if not path.exists():
+        raise ConfigError(source, "", "file not found")
+    if path.is_dir():
+        raise ConfigError(source, "", "is a directory, expected a YAML file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read file ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(source, "", "not a UTF-8 text file (binary?)") from None
+    if "\x00" in text:
+        raise ConfigError(source, "", "not a text file (contains NUL bytes)")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            source, "", f"invalid YAML: {problem}", mark.line + 1 if mark else None
+        ) from None
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _key_lines(node, (), lines)
+    located = _Located(source, lines)
+    if data is None:
+        raise located.error(
+            (), "the file is empty; expected a mapping with 'name', 'pairs', 'methods'"
+        )
+    if not isinstance(data, dict):
+        raise located.error((), f"expected a mapping at the top level, got a {type(data).__name__}")
+    return data, located
+
+
+def _schema_error(exc: ValidationError, located: _Located, data: Any) -> ConfigError:
+    err = exc.errors()[0]
+    loc = tuple(
+        p
+        for p in err["loc"]
+        if not (isinstance(p, str) and p.startswith(("function-", "literal[")))
+    )
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        siblings = _siblings(located, loc[:-1], data)
+        close = difflib.get_close_matches(str(key), siblings, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return located.error(loc, f"unknown key{hint}")
+    if kind == "missing":
+        return located.error(loc, "required key is missing")
+    message = err["msg"].removeprefix("Value error, ")
+    if "input" in err and kind not in ("model_type",):
+        message += f" (got {err['input']!r})" if not isinstance(err["input"], dict) else ""
+    return located.error(loc, message)
+
+
+def _siblings(located: _Located, parent: tuple[Any, ...], data: Any) -> list[str]:
+    from . import schema
+
+    # The allowed keys at `parent`, found by walking the schema along the path.
+    model: Any = schema.StudyConfig
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        for candidate in getattr(annotation, "__args__", ()) or (annotation,):
+            inner = getattr(candidate, "__args__", None)
+            candidate = inner[0] if inner else candidate
+            if hasattr(candidate, "model_fields"):
+                model = candidate
+                break
+        else:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def load_study(path: str | Path, *, check_files: bool = True) -> StudyConfig:
+    """Parse and fully validate a study file; raise :class:`ConfigError` on the first problem."""
+    path = Path(path)
+    data, located = read_yaml(path)
+    try:
+        config = StudyConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _schema_error(exc, located, data) from None
+    check_semantics(config, located, base_dir=path.parent, check_files=check_files)
+    return config
+
+
+def check_semantics(
+    config: StudyConfig, located: _Located, *, base_dir: Path, check_files: bool = True
+) -> None:
+    """What the schema cannot see: registry names, hyper-parameter domains, files on disk."""
+    from ..data import dataset_names
+    from ..losses import get_method
+    from ..models import resolve_model_name
+
+    if config.dataset.name not in dataset_names():
+        raise located.error(
+            ("dataset", "name"), _unknown(config.dataset.name, dataset_names(), "dataset")
+        )
+    for i, pair in enumerate(config.pairs):
+        for role in ("teacher", "student"):
+            spec = getattr(pair, role)
+            try:
+                resolve_model_name(spec.model)
+            except KeyError as exc:
+                raise located.error(("pairs", i, role, "model"), str(exc.args[0])) from None
+        if pair.train:
+            try:
+                TrainConfig.model_validate({**config.train.model_dump(), **pair.train})
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                key = ("pairs", i, "train", *err["loc"])
+                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+                raise located.error(key, msg) from None
+        ckpt = pair.teacher.checkpoint
+        if ckpt is not None and check_files:
+            resolved = resolve_path(ckpt, base_dir)
+            if not resolved.is_file():
+                raise located.error(
+                    ("pairs", i, "teacher", "checkpoint"), f"file not found: {resolved}"
+                )
+    for i, method in enumerate(config.methods):
+        try:
+            cls = get_method(method.name)
+        except KeyError as exc:
+            raise located.error(("methods", i, "name"), str(exc.args[0])) from None
+        try:
+            cls(**method.params)
+        except ValueError as exc:
+            raise located.error(("methods", i, "params"), str(exc)) from None
+        tune = cls.tuned_by_default if method.tune is None else method.tune
+        if tune and not cls.search_space:
+            raise located.error(
+                ("methods", i, "tune"), f"method {method.name!r} has nothing to tune"
+            )
+        fixed_in_space = sorted(set(method.params) & set(cls.search_space)) if tune else []
+        if fixed_in_space:
+            raise located.error(
+                ("methods", i, "params"),
+                f"{fixed_in_space[0]!r} is searched when tune is true; drop it or set tune: false",
+            )
+    for i, noise in enumerate(config.noise):
+        problem = _noise_problem(noise.kind, noise.levels)
+        if problem:
+            raise located.error(("noise", i, "levels"), problem)
+    if config.dataset.name != "digits" and check_files and config.dataset.root is not None:
+        root = resolve_path(config.dataset.root, base_dir)
+        if not root.exists() and not config.dataset.download:
+            raise located.error(("dataset", "root"), f"folder not found: {root}")
+    if (
+        config.dataset.name in ("cifar10", "cifar100", "imagefolder")
+        and config.dataset.root is None
+    ):
+        raise located.error(
+            ("dataset", "root"), f"dataset {config.dataset.name!r} needs a 'root' folder"
+        )
+
+
+def _noise_problem(kind: str, levels: list[float]) -> str | None:
+    if kind == "none":
+        return None if levels == [0.0] else "kind 'none' takes no levels (or [0])"
+    if kind in ("confident_wrong", "label_noise_teacher") and any(v > 1 for v in levels):
+        return f"{kind} levels are fractions in [0, 1]"
+    if kind == "undertrained" and any(v >= 1 for v in levels):
+        return "undertrained levels are the fraction of the teacher's epochs removed, in [0, 1)"
+    return None
+
+
+def _unknown(name: str, known: list[str], what: str) -> str:
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    return f"unknown {what} {name!r}{hint} (known: {', '.join(known)})"
+
+
+def resolve_path(value: str, base_dir: Path) -> Path:
+    """Paths in a config are relative to the config file's folder; ``~`` expands."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base_dir / p).resolve()

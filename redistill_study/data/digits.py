@@ -1,0 +1,40 @@
+"""scikit-learn's bundled handwritten digits: 1,797 8×8 images, 10 classes, no download."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+
+from ..config import DatasetConfig
+from .base import DataBundle, Split
+from .splits import stratified_split
+
+
+def build_digits(config: DatasetConfig) -> DataBundle:
+    digits = load_digits()
+    x = torch.from_numpy((digits.images / 16.0).astype(np.float32)).unsqueeze(1)
+    y = torch.from_numpy(digits.target.astype(np.int64))
+    rest, test = stratified_split(digits.target, config.test_fraction, config.split_seed)
+    val_share = config.val_fraction / (1.0 - config.test_fraction)
+    train_in_rest, val_in_rest = stratified_split(
+        digits.target[rest], val_share, config.split_seed + 1
+    )
+    train, val = rest[train_in_rest], rest[val_in_rest]
+    if config.train_subset is not None:
+        train = train[: config.train_subset]
+    x_train = x[train]
+    mean = round(float(x_train.mean()), 4)
+    std = round(float(x_train.std()), 4)
+    return DataBundle(
+        name="digits",
+        num_classes=10,
+        input_shape=(1, 8, 8),
+        mean=(mean,),
+        std=(std,),
+        augment="none",
+        train=Split(x=x_train, y=y[train]),
+        val=Split(x=x[val], y=y[val]),
+        test=Split(x=x[test], y=y[test]),
+        spec={**config.model_dump(exclude={"root", "download"}), "source": "sklearn.load_digits"},
+    )

@@ -1,0 +1,18 @@
+"""A fixed, seeded, stratified split: the validation set is carved from the training data, so
+tuning never sees the test split."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held_out) with ``fraction`` of each class held out, in a seeded order."""
+    index = np.arange(len(labels))
+    kept, held = train_test_split(
+        index, test_size=fraction, random_state=seed, stratify=labels, shuffle=True
+    )
+    return np.sort(kept), np.sort(held)

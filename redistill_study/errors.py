@@ -1,0 +1,32 @@
+"""Errors a user can act on. The CLI prints them as one line and exits with code 2."""
+
+from __future__ import annotations
+
+import re
+
+
+class UserError(Exception):
+    """Bad input: a config, a file, a URL. The message is one complete line."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """A study config is wrong; the message names the file, the line and the key."""
+
+    def __init__(self, source: str, key: str, message: str, line: int | None = None) -> None:
+        self.source, self.key, self.line, self.detail = source, key, line, message
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {key or '<top level>'}: {message}")
+
+
+class TrialDiverged(Exception):
+    """A loss or the weights became NaN/inf: the trial fails with this reason, the study goes on."""
+
+
+_PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]+):[^@/\s]*@")
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``."""
+    return _PASSWORD_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)

@@ -1,0 +1,49 @@
+"""`ats` (Li et al. 2022, asymmetric temperature scaling).
+
+The teacher's softmax divides the true class's logit by τ_true and every other logit by
+τ_rest; the student is softened by τ_rest. Loss: w_ce·CE + w_kd·τ_rest²·D(p_t^ATS‖q).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from .base import LAM_DOMAIN, TEMPERATURE_DOMAIN, WEIGHT_DOMAIN, Context, FloatRange, log_softmax_t
+from .registry import register_method
+from .soft_target import SoftTargetMethod
+
+
+@register_method
+class ATS(SoftTargetMethod):
+    name = "ats"
+    summary = "teacher softmax with one temperature on the true class, another on the rest"
+    defaults: ClassVar[dict[str, Any]] = {
+        "tau_true": 4.0,
+        "tau_rest": 2.0,
+        "w_ce": 0.1,
+        "w_kd": 0.9,
+        "lam": 0.0,
+    }
+    search_space = {"tau_true": FloatRange(1.0, 6.0), "tau_rest": FloatRange(1.0, 5.0)}
+    domains = {
+        "tau_true": TEMPERATURE_DOMAIN,
+        "tau_rest": TEMPERATURE_DOMAIN,
+        "w_ce": WEIGHT_DOMAIN,
+        "w_kd": WEIGHT_DOMAIN,
+        "lam": LAM_DOMAIN,
+    }
+    tuned_by_default = True
+
+    @property
+    def temperature(self) -> float:
+        return float(self.hparams["tau_rest"])
+
+    def teacher_log_probs(
+        self, teacher_logits: torch.Tensor, labels: torch.Tensor, context: Context
+    ) -> torch.Tensor:
+        z = teacher_logits.float()
+        temps = torch.full_like(z, float(self.hparams["tau_rest"]))
+        temps.scatter_(-1, labels[:, None], float(self.hparams["tau_true"]))
+        return log_softmax_t(z / temps, 1.0)

@@ -1,0 +1,1 @@
+"""The CIFAR model family of the distillation literature (RepDistiller / mdistiller variants)."""

@@ -1,0 +1,108 @@
+"""Models by name, timm-style: ``create_model(name, num_classes=..., **kwargs)``.
+
+Built-in names come from this package's zoo; ``timm:<name>`` and ``torchvision:<name>`` reach
+any classification model of those libraries (always built without pretrained weights: teacher
+weights come from a checkpoint file or from training).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from typing import Any
+
+import torch.nn as nn
+
+ModelFactory = Callable[..., nn.Module]
+
+_MODELS: dict[str, ModelFactory] = {}
+_FAMILY: dict[str, str] = {}
+_loaded = False
+
+
+def register_model(name: str, family: str = "") -> Callable[[ModelFactory], ModelFactory]:
+    def decorator(factory: ModelFactory) -> ModelFactory:
+        if name in _MODELS and _MODELS[name] is not factory:
+            raise ValueError(f"model name {name!r} is already registered")
+        _MODELS[name] = factory
+        _FAMILY[name] = family
+        return factory
+
+    return decorator
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from . import cifar, small  # noqa: F401  (registration side effects)
+
+
+def _external(name: str) -> tuple[str, str] | None:
+    prefix, sep, rest = name.partition(":")
+    return (prefix, rest) if sep and prefix in ("timm", "torchvision") else None
+
+
+def resolve_model_name(name: str) -> str:
+    """Return ``name`` if it can be built, else raise KeyError with close matches."""
+    _load()
+    external = _external(name)
+    if external is None:
+        if name in _MODELS:
+            return name
+        known = list(_MODELS)
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise KeyError(
+            f"unknown model {name!r}{hint} (see `redistill-study models`; "
+            "or use timm:<name> / torchvision:<name>)"
+        )
+    library, model = external
+    known = _external_names(library)
+    if model not in known:
+        close = difflib.get_close_matches(model, known, n=3)
+        hint = f"; did you mean {', '.join(f'{library}:{c}' for c in close)}?" if close else ""
+        raise KeyError(f"unknown {library} model {model!r}{hint}")
+    return name
+
+
+def _external_names(library: str) -> list[str]:
+    if library == "timm":
+        import timm
+
+        return list(timm.list_models())
+    import torchvision
+
+    return list(torchvision.models.list_models(module=torchvision.models))
+
+
+def create_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
+    """Build a freshly initialised model (seed the global RNG first for a fixed init)."""
+    resolve_model_name(name)
+    external = _external(name)
+    if external is None:
+        return _MODELS[name](num_classes=num_classes, **kwargs)
+    library, model = external
+    if library == "timm":
+        import timm
+
+        return timm.create_model(model, pretrained=False, num_classes=num_classes, **kwargs)
+    import torchvision
+
+    return torchvision.models.get_model(model, weights=None, num_classes=num_classes, **kwargs)
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Built-in model names, sorted; ``pattern`` is a shell-style filter (``"resnet*"``)."""
+    _load()
+    return sorted(n for n in _MODELS if pattern is None or fnmatch.fnmatch(n, pattern))
+
+
+def model_family(name: str) -> str:
+    _load()
+    return _FAMILY.get(name, name.partition(":")[0])
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,108 @@
+"""What a cell's students are taught: the (noisy) teacher, its cached logits and its severity."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..config import resolve_path
+from ..data import DataBundle
+from ..noise import NoiseSetting, measure_severity
+from ..training import Runtime, TeacherSpec, obtain_teacher, teacher_logits_all
+from ..training.metrics import classification_metrics
+from .plan import Cell, Plan
+
+
+@dataclass
+class CellTeacher:
+    """The teacher of one cell, ready to feed a cohort."""
+
+    cell: Cell
+    model: nn.Module
+    noisy_train_logits: torch.Tensor | None  # cached when the data has no augmentation
+    metrics: dict[str, float]
+    meta: dict[str, Any]
+    runtime: Runtime
+    bundle: DataBundle
+
+    def teacher_fn(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+        noise, n = self.cell.noise, len(self.bundle.train)
+        if self.noisy_train_logits is not None:
+            table = self.noisy_train_logits.to(self.runtime.device)
+            return lambda idx, x, y: table.index_select(0, idx)
+
+        def forward(idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode(), self.runtime.autocast():
+                logits = self.model(x).float()
+            # Leave inference mode with an ordinary tensor the loss can use.
+            return noise.apply(logits.clone(), idx, y, "train", n)
+
+        return forward
+
+
+def teacher_spec(
+    plan: Plan, cell: Cell, bundle: DataBundle, base_dir: Path, noisy: bool
+) -> TeacherSpec:
+    t = cell.pair.teacher
+    checkpoint = str(resolve_path(t.checkpoint, base_dir)) if t.checkpoint else None
+    return TeacherSpec(
+        model=t.model,
+        num_classes=bundle.num_classes,
+        data_fingerprint=bundle.fingerprint,
+        seed=plan.config.seed,
+        recipe=None if checkpoint else plan.teacher_recipe(cell.pair),
+        checkpoint=checkpoint,
+        args=dict(t.args),
+        variant=cell.noise.teacher_variant() if noisy else {},
+    )
+
+
+def noisy_logits(
+    noise: NoiseSetting, logits: torch.Tensor, labels: torch.Tensor, split: str
+) -> torch.Tensor:
+    n = logits.shape[0]
+    return noise.apply(logits, torch.arange(n), labels, split, n)
+
+
+def prepare_cell(
+    plan: Plan,
+    cell: Cell,
+    bundle: DataBundle,
+    runtime: Runtime,
+    cache_dir: Path,
+    base_dir: Path,
+    log: Callable[[str], None],
+) -> CellTeacher:
+    clean_model, clean_meta = obtain_teacher(
+        teacher_spec(plan, cell, bundle, base_dir, noisy=False), bundle, cache_dir, runtime, log
+    )
+    clean = teacher_logits_all(clean_model, bundle, runtime)
+    if cell.noise.changes_teacher:
+        model, meta = obtain_teacher(
+            teacher_spec(plan, cell, bundle, base_dir, noisy=True), bundle, cache_dir, runtime, log
+        )
+        raw = teacher_logits_all(model, bundle, runtime)
+    else:
+        model, meta, raw = clean_model, clean_meta, clean
+    metrics: dict[str, float] = {
+        "teacher/clean_top1": classification_metrics(*clean["test"])["top1"],
+    }
+    noisy_by_split = {}
+    for split, (logits, labels) in raw.items():
+        noisy = noisy_logits(cell.noise, logits, labels, split)
+        noisy_by_split[split] = noisy
+        severity = measure_severity(clean[split][0], noisy, labels)
+        if split == "test":
+            metrics["teacher/noisy_top1"] = severity["top1"]
+        metrics[f"teacher/noisy_top1_{split}"] = severity["top1"]
+        if split == "train":
+            metrics["teacher/ece"] = severity["ece"]
+            metrics["teacher/kl_noisy_clean"] = severity["kl_noisy_clean"]
+            metrics["teacher/wrong_fraction"] = severity["wrong_fraction"]
+    cached = noisy_by_split["train"] if bundle.augment == "none" else None
+    return CellTeacher(cell, model, cached, metrics, meta, runtime, bundle)

@@ -1,0 +1,6 @@
+"""Experiment tracking (MLflow): one experiment per study, a parent run per invocation,
+a child run per trial."""
+
+from .mlflow_tracker import PARAM_KEYS, Tracker
+
+__all__ = ["PARAM_KEYS", "Tracker"]

@@ -1,0 +1,123 @@
+"""MLflow tracking through the explicit client API (several runs are open at once in a cohort).
+
+One experiment per study, one parent run per invocation, one child run per trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError, redact_url
+
+MAX_PARAM_LENGTH = 6000
+
+# Stable names other code and users rely on.
+PARAM_KEYS = (
+    "pair",
+    "teacher",
+    "student",
+    "dataset",
+    "method",
+    "noise.kind",
+    "noise.level",
+    "seed",
+)
+
+
+def _quiet_mlflow() -> None:
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_TRACKING_INSECURE_TLS", "false")
+    for name in ("mlflow", "alembic", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class Tracker:
+    """A thin, explicit wrapper over ``mlflow.MlflowClient`` for one study's experiment."""
+
+    def __init__(
+        self, tracking_uri: str, experiment: str, artifact_root: Path | None = None
+    ) -> None:
+        from mlflow import MlflowClient
+
+        _quiet_mlflow()  # after the import: mlflow sets its own log levels when imported
+
+        self.tracking_uri = tracking_uri
+        try:
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+            found = self.client.get_experiment_by_name(experiment)
+            if found is None:
+                location = artifact_root.resolve().as_uri() if artifact_root else None
+                self.experiment_id = self.client.create_experiment(
+                    experiment, artifact_location=location
+                )
+            else:
+                self.experiment_id = found.experiment_id
+        except Exception as exc:  # any store failure: the message must not leak credentials
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(
+                f"MLflow tracking store {redact_url(tracking_uri)} is not usable: "
+                f"{redact_url(first)[:300]}"
+            ) from None
+
+    def start_run(
+        self,
+        name: str,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        parent_run_id: str | None = None,
+    ) -> str:
+        all_tags = dict(tags or {})
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        if params:
+            self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        items = [Metric(k, float(v), stamp, step) for k, v in metrics.items()]
+        if items:
+            self.client.log_batch(run_id, metrics=items)
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_artifacts(self, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(run_id, str(folder), artifact_path)
+
+    def runs(self, filter_string: str = "") -> list[Any]:
+        return self.client.search_runs(
+            [self.experiment_id], filter_string=filter_string, max_results=50_000
+        )
+
+    def ui_command(self) -> str:
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return f"open {redact_url(self.tracking_uri)}  (experiment id {self.experiment_id})"
+        return f"mlflow ui --backend-store-uri {redact_url(self.tracking_uri)} --host 127.0.0.1"
+
+
+def _param_value(value: Any) -> str:
+    text = f"{value:.10g}" if isinstance(value, float) else str(value)
+    return text[:MAX_PARAM_LENGTH]
