@@ -78,7 +78,7 @@ def read_yaml(path: Path) -> tuple[Any, _Located]:
     except UnicodeDecodeError:
         raise ConfigError(source, "", "not a UTF-8 text file (binary?)") from None
     if "\x00" in text:
-        raise ConfigError(source, "", "not a text file (contains NUL bytes)")
+        raise ConfigError(source, "", "not a text file (binary: contains NUL bytes)")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

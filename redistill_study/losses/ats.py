@@ -10,7 +10,15 @@ from typing import Any, ClassVar
 
 import torch
 
-from .base import LAM_DOMAIN, TEMPERATURE_DOMAIN, WEIGHT_DOMAIN, Context, FloatRange, log_softmax_t
+from .base import (
+    LAM_DOMAIN,
+    TEMPERATURE_DOMAIN,
+    WEIGHT_DOMAIN,
+    Context,
+    FloatRange,
+    at_least_float32,
+    log_softmax_t,
+)
 from .registry import register_method
 from .soft_target import SoftTargetMethod
 
@@ -43,7 +51,7 @@ class ATS(SoftTargetMethod):
     def teacher_log_probs(
         self, teacher_logits: torch.Tensor, labels: torch.Tensor, context: Context
     ) -> torch.Tensor:
-        z = teacher_logits.float()
+        z = at_least_float32(teacher_logits)
         temps = torch.full_like(z, float(self.hparams["tau_rest"]))
         temps.scatter_(-1, labels[:, None], float(self.hparams["tau_true"]))
         return log_softmax_t(z / temps, 1.0)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol
 import torch
 import torch.nn.functional as F
 
-from .divergence import power_divergence_from_log_probs
+from .divergence import at_least_float32, power_divergence_from_log_probs
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,8 @@ def soft_divergence(
 ) -> torch.Tensor:
     """Per-sample D_λ(p‖q); λ = 0 takes PyTorch's KL kernel so `kd` is the familiar baseline."""
     with torch.autocast(device_type=student_log_probs.device.type, enabled=False):
-        t = _f32(teacher_log_probs)
-        s = _f32(student_log_probs)
+        t = at_least_float32(teacher_log_probs)
+        s = at_least_float32(student_log_probs)
         if lam == 0.0:
             return F.kl_div(s, t, reduction="none", log_target=True).sum(-1)
         return power_divergence_from_log_probs(t, s, lam, reduction="none")
@@ -161,22 +161,18 @@ def soft_divergence(
 def log_softmax_t(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """log_softmax(z / T) in at least float32 (autocast-safe)."""
     with torch.autocast(device_type=logits.device.type, enabled=False):
-        return F.log_softmax(_f32(logits) / temperature, dim=-1)
+        return F.log_softmax(at_least_float32(logits) / temperature, dim=-1)
 
 
 def cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     with torch.autocast(device_type=student_logits.device.type, enabled=False):
-        return F.cross_entropy(_f32(student_logits), labels)
+        return F.cross_entropy(at_least_float32(student_logits), labels)
 
 
 def require_teacher(method: Method, teacher_logits: torch.Tensor | None) -> torch.Tensor:
     if teacher_logits is None:
         raise ValueError(f"method {method.name!r} needs teacher logits")
     return teacher_logits.detach()
-
-
-def _f32(x: torch.Tensor) -> torch.Tensor:
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def is_finite_number(value: Any) -> bool:

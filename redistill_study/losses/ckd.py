@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Context, FloatRange, require_teacher, soft_divergence
+from .base import Context, FloatRange, at_least_float32, require_teacher, soft_divergence
 from .registry import register_method
 from .soft_target import SoftTargetMethod
 
@@ -35,7 +35,7 @@ class ConditionalKD(SoftTargetMethod):
             self.student_log_probs(student_logits, context),
             float(self.hparams["lam"]),
         )
-        ce_each = F.cross_entropy(student_logits.float(), labels, reduction="none")
+        ce_each = F.cross_entropy(at_least_float32(student_logits), labels, reduction="none")
         soft = right * self.soft_scale() * divergence + (1.0 - right) * ce_each
         return {
             "ce": self.hparams["w_ce"] * ce_each.mean(),

@@ -84,14 +84,15 @@ def power_divergence(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     device_type = student_logits.device.type
     with torch.autocast(device_type=device_type, enabled=False):
-        t = _at_least_float32(teacher_logits) / temperature
-        s = _at_least_float32(student_logits) / temperature
+        t = at_least_float32(teacher_logits) / temperature
+        s = at_least_float32(student_logits) / temperature
         return power_divergence_from_log_probs(
             F.log_softmax(t, dim=-1), F.log_softmax(s, dim=-1), lam, reduction
         )
 
 
-def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Promote half precision to float32; keep float32 and float64 as they are."""
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 

@@ -10,13 +10,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from .base import Context, FloatRange, log_softmax_t
+from .base import Context, FloatRange, at_least_float32, log_softmax_t
 from .registry import register_method
 from .soft_target import SoftTargetMethod
 
 
 def standardize(logits: torch.Tensor) -> torch.Tensor:
-    logits = logits.float() if logits.dtype not in (torch.float32, torch.float64) else logits
+    logits = at_least_float32(logits)
     mean = logits.mean(dim=-1, keepdim=True)
     std = logits.std(dim=-1, keepdim=True)
     return (logits - mean) / (std + 1e-7)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from .base import FloatRange
+from .base import FloatRange, at_least_float32
 from .registry import register_method
 from .soft_target import KD_DOMAINS, SoftTargetMethod
 
@@ -33,7 +33,9 @@ class WSL(SoftTargetMethod):
         self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor:
         with torch.no_grad():
-            ce_s = F.cross_entropy(student_logits.detach().float(), labels, reduction="none")
-            ce_t = F.cross_entropy(teacher_logits.float(), labels, reduction="none")
+            ce_s = F.cross_entropy(
+                at_least_float32(student_logits.detach()), labels, reduction="none"
+            )
+            ce_t = F.cross_entropy(at_least_float32(teacher_logits), labels, reduction="none")
             ratio = (ce_s / (ce_t + 1e-7)).clamp(min=0.0)
             return 1.0 - torch.exp(-ratio)

@@ -462,6 +462,8 @@ class StudyRunner:
             "seconds": round(seconds, 2),
         }
         if member.outcome == "diverged":
+            if member.history:
+                self.tracker.log_metrics(c.run_id, member.history[-1], step=member.epochs_done - 1)
             c.trial.set_user_attr("fail_reason", member.reason)
             for k, v in attrs.items():
                 c.trial.set_user_attr(k, v)

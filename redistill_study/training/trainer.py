@@ -168,6 +168,7 @@ def train_cohort(
             m.epochs_done = epoch + 1
             problem = _divergence_problem(m, stats)
             if problem:
+                m.history.append(stats)  # the blown-up losses, for the record
                 m.active, m.outcome, m.reason = False, "diverged", f"epoch {epoch + 1}: {problem}"
                 continue
             if evaluate_val:

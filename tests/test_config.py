@@ -1,0 +1,96 @@
+"""Config validation: good configs pass; bad ones give one line with file, line and key, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import REPO, tiny_study, write_yaml
+
+from redistill_study.cli import main
+from redistill_study.config import load_study
+from redistill_study.errors import ConfigError
+
+
+def test_shipped_default_study_validates(capsys) -> None:
+    assert main(["validate", str(REPO / "studies" / "default.yaml")]) == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def _error_for(tmp_path: Path, data, capsys) -> str:
+    path = write_yaml(tmp_path / "bad.yaml", data)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_unknown_key_with_suggestion_and_line(tmp_path: Path, capsys) -> None:
+    data = tiny_study()
+    data["tuning"] = {"trails": 3}
+    err = _error_for(tmp_path, data, capsys)
+    assert "bad.yaml:" in err and "tuning.trails" in err and "did you mean 'trials'" in err
+    line = int(err.split("bad.yaml:")[1].split(":")[0])
+    assert (tmp_path / "bad.yaml").read_text().splitlines()[line - 1].strip().startswith("trails")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "expected"),
+    [
+        (lambda d: d["train"].update(epochs=-1), "train.epochs", "greater than or equal to 1"),
+        (lambda d: d["train"].update(lr="fast"), "train.lr", "number"),
+        (
+            lambda d: d["pairs"][0]["student"].update(model="resnet999"),
+            "pairs[0].student.model",
+            "unknown model",
+        ),
+        (lambda d: d["methods"].append({"name": "kdd"}), "methods[4].name", "did you mean 'kd'"),
+        (
+            lambda d: d["methods"][1].update(params={"T": -3}),
+            "methods[1].params",
+            "outside its domain",
+        ),
+        (
+            lambda d: d.update(noise=[{"kind": "confident_wrong", "levels": [1.5]}]),
+            "noise[0].levels",
+            "fractions",
+        ),
+        (lambda d: d.update(pairs=[]), "pairs", "at least 1"),
+        (lambda d: d.pop("methods"), "methods", "required"),
+    ],
+)
+def test_bad_values_are_named(tmp_path: Path, capsys, mutate, key, expected) -> None:
+    data = tiny_study()
+    mutate(data)
+    err = _error_for(tmp_path, data, capsys)
+    assert f": {key}:" in err, err
+    assert expected in err, err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "empty"),
+        (b"\x00\x01\x02binary", "binary"),
+        (b"- a\n- b\n", "mapping"),
+        (b"name: [unclosed\n", "invalid YAML"),
+    ],
+)
+def test_broken_files(tmp_path: Path, capsys, content: bytes, expected: str) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_bytes(content)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and str(path) in err and err.count("\n") == 1
+
+
+def test_missing_file_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_load_study_returns_typed_config(tiny_config: Path) -> None:
+    config = load_study(tiny_config)
+    assert config.pairs[0].label == "mlp-a" and config.train.epochs == 3
+    with pytest.raises(ConfigError):
+        load_study(tiny_config.parent / "missing.yaml")
