@@ -55,14 +55,61 @@ def power_divergence_terms(
     return _one_sided_terms(student_log_probs, teacher_log_probs, -1.0 - lam)
 
 
+# Away from the limits, (w − p)/λ with w = p·e^{λr} is as accurate as p·expm1(λr)/λ and cheaper.
+_FAST_MIN_ABS_LAMBDA = 0.25
+
+
+class _PowerDivergence(torch.autograd.Function):
+    """Per-sample D_λ(p‖q) with a closed-form backward (one fused pass instead of autograd's).
+
+    The gradient with respect to the student's log-probabilities is (q − w)/(1+λ) with
+    w = p·(p/q)^λ for λ ≥ −1/2, and q·expm1(μ(log q − log p))/μ with μ = −1−λ otherwise;
+    log_softmax's own backward then gives METHOD.md §2's −(w − qΣw)/(1+λ).
+    """
+
+    @staticmethod
+    def forward(ctx, student_log_probs, teacher_log_probs, lam):  # type: ignore[override]
+        ls, lt = student_log_probs.detach(), teacher_log_probs.detach()
+        ctx.lam = lam
+        if lam >= -0.5 and abs(lam) >= _FAST_MIN_ABS_LAMBDA:
+            # Σ_c [(w − p)/λ + q − p]/(1+λ) with Σq = Σp = 1: the q − p part is zero, and
+            # w − p is differenced per class (exactly 0 where p = q). Clamp the rounding at 0.
+            w = torch.sub(lt, ls).mul_(lam).add_(lt).exp_()  # p·(p/q)^λ
+            per_sample = w.sub(lt.exp()).sum(-1).div_(lam * (1.0 + lam)).clamp_(min=0.0)
+            ctx.save_for_backward(ls, w)
+            return per_sample
+        ctx.save_for_backward(ls, lt)
+        return power_divergence_terms(lt, ls, lam).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad_output):  # type: ignore[override]
+        lam = ctx.lam
+        g = grad_output.unsqueeze(-1)
+        if lam >= -0.5 and abs(lam) >= _FAST_MIN_ABS_LAMBDA:
+            ls, w = ctx.saved_tensors
+            return ls.exp().sub_(w).mul_(g / (1.0 + lam)), None, None
+        ls, lt = ctx.saved_tensors
+        q = ls.exp()
+        if lam >= -0.5:
+            w = lt.exp() if lam == 0.0 else torch.exp(lt + lam * (lt - ls))
+            return (q - w) * (g / (1.0 + lam)), None, None
+        mu = -1.0 - lam
+        r = ls - lt
+        e = r if mu == 0.0 else torch.expm1(mu * r) / mu
+        return torch.where(q > 0, q * e, torch.zeros_like(q)) * g, None, None
+
+
 def power_divergence_from_log_probs(
     teacher_log_probs: torch.Tensor,
     student_log_probs: torch.Tensor,
     lam: float = 2.0 / 3.0,
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
-    """D_λ(p‖q) from log-probabilities over the last dimension."""
-    per_sample = power_divergence_terms(teacher_log_probs, student_log_probs, lam).sum(-1)
+    """D_λ(p‖q) from log-probabilities over the last dimension (gradient to the student only)."""
+    if teacher_log_probs.requires_grad:  # rare: differentiate through both, the plain way
+        per_sample = power_divergence_terms(teacher_log_probs, student_log_probs, lam).sum(-1)
+    else:
+        per_sample = _PowerDivergence.apply(student_log_probs, teacher_log_probs, float(lam))
     return _reduce(per_sample, reduction)
 
 

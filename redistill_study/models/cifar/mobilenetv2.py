@@ -1,0 +1,79 @@
+"""MobileNetV2 for CIFAR as in KD papers (RepDistiller `mobile_half`: expansion 6, width 0.5)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..registry import register_model
+
+
+def _conv_bn(inp: int, oup: int, kernel: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(inp, oup, kernel, stride, kernel // 2, bias=False),
+        nn.BatchNorm2d(oup),
+        nn.ReLU(inplace=True),
+    )
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, inp: int, oup: int, stride: int, expand: int):
+        super().__init__()
+        hidden = inp * expand
+        self.use_residual = stride == 1 and inp == oup
+        self.conv = nn.Sequential(
+            nn.Conv2d(inp, hidden, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, oup, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(oup),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_residual else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    def __init__(self, expand: int = 6, width: float = 0.5, num_classes: int = 100):
+        super().__init__()
+        settings = [  # expansion, channels, blocks, stride
+            (1, 16, 1, 1),
+            (expand, 24, 2, 1),
+            (expand, 32, 3, 2),
+            (expand, 64, 4, 2),
+            (expand, 96, 3, 1),
+            (expand, 160, 3, 2),
+            (expand, 320, 1, 1),
+        ]
+        channels = int(32 * width)
+        layers: list[nn.Module] = [_conv_bn(3, channels, 3, 2)]
+        for t, c, n, s in settings:
+            out = int(c * width)
+            for i in range(n):
+                layers.append(InvertedResidual(channels, out, s if i == 0 else 1, t))
+                channels = out
+        self.last_channel = 1280
+        layers.append(_conv_bn(channels, self.last_channel, 1, 1))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(self.last_channel, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+@register_model("MobileNetV2", family="cifar")
+def mobilenetv2(num_classes: int = 100) -> nn.Module:
+    return MobileNetV2(6, 0.5, num_classes)

@@ -1,0 +1,65 @@
+"""VGG with batch norm for CIFAR (RepDistiller `vgg.py`): five conv blocks, global average pool."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..registry import register_model
+
+CONFIGS = {
+    8: [[64], [128], [256], [512], [512]],
+    11: [[64], [128], [256, 256], [512, 512], [512, 512]],
+    13: [[64, 64], [128, 128], [256, 256], [512, 512], [512, 512]],
+    16: [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]],
+    19: [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]],
+}
+
+
+def _block(widths: list[int], in_channels: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for w in widths:
+        layers += [
+            nn.Conv2d(in_channels, w, 3, padding=1),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
+        ]
+        in_channels = w
+    return nn.Sequential(*layers[:-1])  # the block's last ReLU is applied in forward
+
+
+class VGG(nn.Module):
+    def __init__(self, config: list[list[int]], num_classes: int = 100):
+        super().__init__()
+        ins = [3] + [c[-1] for c in config[:-1]]
+        self.blocks = nn.ModuleList(_block(widths, cin) for widths, cin in zip(config, ins))
+        self.classifier = nn.Linear(config[-1][-1], num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.shape[2]
+        for i, block in enumerate(self.blocks):
+            x = F.relu(block(x))
+            if i < 3 or (i == 3 and h == 64):
+                x = F.max_pool2d(x, 2, 2)
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def _register(depth: int) -> None:
+    @register_model(f"vgg{depth}", family="cifar")
+    def factory(num_classes: int = 100) -> nn.Module:
+        return VGG(CONFIGS[depth], num_classes)
+
+
+for _depth in CONFIGS:
+    _register(_depth)
