@@ -55,7 +55,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .study import build_plan
 
     path = _study_path(args.study)
-    config = load_study(path)
+    config = load_study(path, check_files=not args.skip_files)
     plan = build_plan(config)
     slots = sum(len(plan.slots(u)) for u in plan.all_units())
     print(
@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check a study config without running it")
     validate.add_argument("study", nargs="?")
+    validate.add_argument(
+        "--skip-files",
+        action="store_true",
+        help="do not check that data folders and checkpoints exist (e.g. on a laptop)",
+    )
     validate.set_defaults(func=cmd_validate)
 
     methods = sub.add_parser("methods", help="list the distillation methods")

@@ -216,6 +216,13 @@ def check_semantics(
         problem = _noise_problem(noise.kind, noise.levels)
         if problem:
             raise located.error(("noise", i, "levels"), problem)
+        retrains = noise.kind in ("label_noise_teacher", "undertrained") and any(noise.levels)
+        loaded = [p.label for p in config.pairs if p.teacher.checkpoint is not None]
+        if retrains and loaded:
+            raise located.error(
+                ("noise", i, "kind"),
+                f"{noise.kind} needs teachers the study trains; pair {loaded[0]!r} loads one",
+            )
     if config.dataset.name != "digits" and check_files and config.dataset.root is not None:
         root = resolve_path(config.dataset.root, base_dir)
         if not root.exists() and not config.dataset.download:

@@ -64,9 +64,22 @@ class ModelConfig(Strict):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+class Normalization(Strict):
+    mean: list[float] = Field(min_length=1, max_length=4)
+    std: list[float] = Field(min_length=1, max_length=4)
+
+    @model_validator(mode="after")
+    def _matching(self) -> Normalization:
+        if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
+            raise ValueError("mean and std need one value per channel, std > 0")
+        return self
+
+
 class TeacherConfig(ModelConfig):
     checkpoint: str | None = None
     train: TrainConfig | None = None  # None: the study's teacher_train recipe
+    # The input normalisation the teacher was trained with, if it differs from the data's.
+    normalization: Normalization | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> TeacherConfig:

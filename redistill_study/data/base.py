@@ -124,9 +124,10 @@ class _Indexed(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor, int]:
         index = int(self.order[i])
         # Seed the per-sample transform by (seed, epoch, index): the same crop whichever
-        # worker process loads it.
-        torch.manual_seed((self.seed * 1_000_003 + self.epoch * 7919 + index) % (2**63 - 1))
-        x, y = self.dataset[index]
+        # worker process loads it, without touching the caller's RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed * 1_000_003 + self.epoch * 7919 + index) % (2**63 - 1))
+            x, y = self.dataset[index]
         return index, x, y
 
 

@@ -8,9 +8,7 @@ Accepted: a plain state dict, ``{"model": sd}``, ``{"state_dict": sd}``, ``{"net
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"{path}: checkpoint file not found") from None
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, expected a checkpoint file") from None
+    except PermissionError:
+        raise UserError(f"{path}: permission denied") from None
+    except Exception as exc:  # truncated, foreign or unsafe files fail in many ways
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path}: not a readable PyTorch checkpoint ({first[:200]})") from None
     return _unwrap(obj, path)

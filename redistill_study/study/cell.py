@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from ..config import resolve_path
 from ..data import DataBundle
+from ..models.wrappers import Renormalize
 from ..noise import NoiseSetting, measure_severity
 from ..training import Runtime, TeacherSpec, obtain_teacher, teacher_logits_all
 from ..training.metrics import classification_metrics
@@ -69,6 +70,21 @@ def noisy_logits(
     return noise.apply(logits, torch.arange(n), labels, split, n)
 
 
+def _adapted(model: nn.Module, cell: Cell, bundle: DataBundle, runtime: Runtime) -> nn.Module:
+    norm = cell.pair.teacher.normalization
+    if norm is None:
+        return model
+    if len(norm.mean) != len(bundle.mean):
+        from ..errors import UserError
+
+        raise UserError(
+            f"pair {cell.pair.label}: teacher normalization has {len(norm.mean)} channel(s), "
+            f"the data has {len(bundle.mean)}"
+        )
+    wrapped = Renormalize(model, bundle.mean, bundle.std, norm.mean, norm.std)
+    return wrapped.to(runtime.device).eval()
+
+
 def prepare_cell(
     plan: Plan,
     cell: Cell,
@@ -81,11 +97,13 @@ def prepare_cell(
     clean_model, clean_meta = obtain_teacher(
         teacher_spec(plan, cell, bundle, base_dir, noisy=False), bundle, cache_dir, runtime, log
     )
+    clean_model = _adapted(clean_model, cell, bundle, runtime)
     clean = teacher_logits_all(clean_model, bundle, runtime)
     if cell.noise.changes_teacher:
         model, meta = obtain_teacher(
             teacher_spec(plan, cell, bundle, base_dir, noisy=True), bundle, cache_dir, runtime, log
         )
+        model = _adapted(model, cell, bundle, runtime)
         raw = teacher_logits_all(model, bundle, runtime)
     else:
         model, meta, raw = clean_model, clean_meta, clean
