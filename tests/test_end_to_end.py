@@ -76,7 +76,14 @@ def test_tiny_study_end_to_end_then_resume(tiny_config: Path, tmp_path: Path, ca
             assert "lam" in run.data.params
         assert " / " in run.info.run_name
         if run.data.tags.get("optuna.state") == "COMPLETE":
-            assert {"val/top1", "teacher/clean_top1", "teacher/noisy_top1"} <= set(run.data.metrics)
+            assert {
+                "val/top1",
+                "teacher/clean_top1",
+                "teacher/noisy_top1",
+                "teacher/ece",
+                "teacher/kl_noisy_clean",
+                "teacher/wrong_fraction",
+            } <= set(run.data.metrics)
         history = client.get_metric_history(run.info.run_id, "train/loss")
         assert len(history) >= 1
     evaluated = [r for r in children if r.data.params["phase"] in ("seeds", "final")]
@@ -89,6 +96,9 @@ def test_tiny_study_end_to_end_then_resume(tiny_config: Path, tmp_path: Path, ca
     assert {r["method"] for r in rows} == {"ce", "kd", "redistill", "redistill_tuned"}
     assert {r["noise"] for r in rows} == {"none", "confident_wrong=0.3"}
     assert all(r["n"] == "2" for r in rows)
+    noisy = [r for r in rows if r["noise"] != "none"]
+    assert all(float(r["teacher_kl_noisy_clean"]) > 0 for r in noisy)
+    assert all(float(r["teacher_wrong_fraction"]) >= 0.29 for r in noisy)
     kd_rows = [r for r in rows if r["method"] == "kd"]
     assert all(float(r["delta_vs_kd"]) == 0.0 for r in kd_rows)
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..study.runner import StudyRunner
 
 REFERENCE_METHOD = "kd"
+SEVERITY_KEYS = ("ece", "kl_noisy_clean", "wrong_fraction")
 CLAIM_METHOD = "redistill"
 
 
@@ -64,6 +65,7 @@ def summary_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "test_top1_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                 "teacher_noisy_top1": rs[0].get("teacher/noisy_top1"),
                 "teacher_clean_top1": rs[0].get("teacher/clean_top1"),
+                **{f"teacher_{k}": rs[0].get(f"teacher/{k}") for k in SEVERITY_KEYS},
                 "delta_vs_kd": None if kd is None else means[(noise, method, pair)] - kd,
             }
         )
@@ -123,6 +125,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         "test_top1_std",
         "teacher_noisy_top1",
         "teacher_clean_top1",
+        *(f"teacher_{k}" for k in SEVERITY_KEYS),
         "delta_vs_kd",
     ]
     tmp = path.with_name(f".{path.name}.tmp")
