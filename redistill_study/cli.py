@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bench.add_argument("what", choices=["losses", "throughput"])
     bench.add_argument("--repeats", type=int, default=20)
-    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     bench.set_defaults(func=cmd_bench)
     return parser
 

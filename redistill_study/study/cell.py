@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,7 @@ import torch.nn as nn
 
 from ..config import resolve_path
 from ..data import DataBundle
+from ..models.checkpoint import save_atomic
 from ..models.wrappers import Renormalize
 from ..noise import NoiseSetting, measure_severity
 from ..training import Runtime, TeacherSpec, obtain_teacher, teacher_logits_all
@@ -70,6 +73,41 @@ def noisy_logits(
     return noise.apply(logits, torch.arange(n), labels, split, n)
 
 
+def logits_cache_key(spec: TeacherSpec, cell: Cell) -> str:
+    """What the teacher's logits depend on: its weights' identity (spec, and for a checkpoint the
+    file's size and time), the data and its split (in the spec), and the input normalisation."""
+    parts: dict[str, Any] = {"teacher": spec.key(), "normalization": None}
+    norm = cell.pair.teacher.normalization
+    if norm is not None:
+        parts["normalization"] = norm.model_dump()
+    if spec.checkpoint:
+        stat = Path(spec.checkpoint).stat()
+        parts["checkpoint"] = [stat.st_size, stat.st_mtime_ns]
+    blob = json.dumps(parts, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def cached_logits(
+    model: nn.Module,
+    spec: TeacherSpec,
+    cell: Cell,
+    bundle: DataBundle,
+    runtime: Runtime,
+    cache_dir: Path,
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The teacher's un-augmented logits on every split, computed once and kept on disk."""
+    path = cache_dir / "logits" / f"{logits_cache_key(spec, cell)}.pt"
+    if path.is_file():
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            return {k: (v["logits"], v["labels"]) for k, v in stored.items()}
+        except Exception:  # a damaged cache file is recomputed, never trusted
+            path.unlink(missing_ok=True)
+    logits = teacher_logits_all(model, bundle, runtime)
+    save_atomic({k: {"logits": v[0], "labels": v[1]} for k, v in logits.items()}, path)
+    return logits
+
+
 def _adapted(model: nn.Module, cell: Cell, bundle: DataBundle, runtime: Runtime) -> nn.Module:
     norm = cell.pair.teacher.normalization
     if norm is None:
@@ -98,13 +136,13 @@ def prepare_cell(
         teacher_spec(plan, cell, bundle, base_dir, noisy=False), bundle, cache_dir, runtime, log
     )
     clean_model = _adapted(clean_model, cell, bundle, runtime)
-    clean = teacher_logits_all(clean_model, bundle, runtime)
+    clean_spec = teacher_spec(plan, cell, bundle, base_dir, noisy=False)
+    clean = cached_logits(clean_model, clean_spec, cell, bundle, runtime, cache_dir)
     if cell.noise.changes_teacher:
-        model, meta = obtain_teacher(
-            teacher_spec(plan, cell, bundle, base_dir, noisy=True), bundle, cache_dir, runtime, log
-        )
+        noisy_spec = teacher_spec(plan, cell, bundle, base_dir, noisy=True)
+        model, meta = obtain_teacher(noisy_spec, bundle, cache_dir, runtime, log)
         model = _adapted(model, cell, bundle, runtime)
-        raw = teacher_logits_all(model, bundle, runtime)
+        raw = cached_logits(model, noisy_spec, cell, bundle, runtime, cache_dir)
     else:
         model, meta, raw = clean_model, clean_meta, clean
     metrics: dict[str, float] = {
