@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, redact_url
 
 
 def _study_path(value: str | None) -> Path:
@@ -26,6 +26,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = _study_path(args.study)
     config = load_study(path)
     output = Path(args.output) if args.output else Path.cwd() / config.name
+    if args.workers > 1:
+        return _run_workers(args, config, path, output)
     options = RunOptions(
         output=output,
         config_path=path.resolve(),
@@ -35,6 +37,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         cohort_size=args.cohort_size,
         device=args.device,
         quiet=args.quiet,
+        worker_label=args.worker_label or "",
+        summary=not args.no_summary,
     )
     runner = StudyRunner(config, options)
     if not args.quiet:
@@ -47,6 +51,77 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    return 0
+
+
+def _run_workers(args: argparse.Namespace, config, path: Path, output: Path) -> int:
+    from .study import RunOptions, StudyRunner
+    from .study.workers import launch_workers
+
+    # Create the stores once, before the workers race to.
+    options = RunOptions(
+        output=output,
+        config_path=path.resolve(),
+        storage_url=args.storage,
+        tracking_uri=args.tracking_uri,
+        quiet=True,
+    )
+    StudyRunner(config, options).open_stores()
+    forwarded = ["--output", str(output)]
+    for flag, value in (
+        ("--storage", args.storage),
+        ("--tracking-uri", args.tracking_uri),
+        ("--cache-dir", args.cache_dir),
+        ("--cohort-size", args.cohort_size),
+        ("--device", args.device),
+    ):
+        if value is not None:
+            forwarded += [flag, str(value)]
+    if args.quiet:
+        forwarded.append("--quiet")
+    print(f"study {config.name!r}: {args.workers} workers → {output}")
+    code = launch_workers(args.workers, path, forwarded, args.device)
+    if code != 0:
+        print(
+            f"a worker exited with code {code}; rerun the same command to resume", file=sys.stderr
+        )
+        return code
+    # Every trial is done: this pass trains nothing and prints the summary.
+    final = RunOptions(
+        output=output,
+        config_path=path.resolve(),
+        storage_url=args.storage,
+        tracking_uri=args.tracking_uri,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+        quiet=True,
+        device=args.device,
+    )
+    StudyRunner(config, final).run()
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .config import load_study
+    from .study import RunOptions, StudyRunner
+
+    path = _study_path(args.study)
+    config = load_study(path, check_files=False)
+    output = Path(args.output) if args.output else Path.cwd() / config.name
+    options = RunOptions(
+        output=output,
+        config_path=path.resolve(),
+        storage_url=args.storage,
+        tracking_uri=args.tracking_uri,
+        quiet=True,
+    )
+    runner = StudyRunner(config, options)
+    runner.open_stores()
+    for unit in runner.plan.first_units():
+        runner.ensure_planned(unit)
+    print(
+        f"stores ready for study {config.name!r}: {redact_url(options.resolved_storage())}, "
+        f"{redact_url(options.resolved_tracking())}"
+    )
     return 0
 
 
@@ -119,7 +194,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cohort-size", type=int, help="students trained together per teacher pass")
     run.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides the config)")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="local worker processes sharing the study (one per GPU when present)",
+    )
+    run.add_argument("--worker-label", help=argparse.SUPPRESS)
+    run.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
+
+    init = sub.add_parser(
+        "init", help="create a study's stores and queue its trials once, before many workers start"
+    )
+    init.add_argument("study", nargs="?")
+    init.add_argument("--output")
+    init.add_argument("--storage")
+    init.add_argument("--tracking-uri")
+    init.set_defaults(func=cmd_init)
 
     validate = sub.add_parser("validate", help="check a study config without running it")
     validate.add_argument("study", nargs="?")

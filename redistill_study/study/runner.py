@@ -32,7 +32,7 @@ from ..training import Member, Runtime, make_member, make_runtime, predict
 from ..training.metrics import classification_metrics
 from .cell import CellTeacher, prepare_cell
 from .plan import Cell, Plan, Unit, build_plan
-from .storage import open_storage, sqlite_url
+from .storage import GRACE_PERIOD, open_storage, sqlite_url, store_init_lock
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -51,6 +51,7 @@ class RunOptions:
     quiet: bool = False
     poll_seconds: float = 2.0
     worker_label: str = ""
+    summary: bool = True
 
     def resolved_storage(self) -> str:
         return self.storage_url or sqlite_url(self.output / "optuna.db")
@@ -93,6 +94,10 @@ class StudyRunner:
 
     # --- set-up ------------------------------------------------------------------------
 
+    @property
+    def worker_label(self) -> str:
+        return self.options.worker_label or f"{socket.gethostname()}:{os.getpid()}"
+
     def open_stores(self) -> None:
         output = self.options.output
         try:
@@ -102,10 +107,16 @@ class StudyRunner:
             probe.unlink()
         except OSError as exc:
             raise UserError(f"output folder {output} is not writable ({exc.strerror})") from None
-        self.storage = open_storage(self.options.resolved_storage(), on_stale=self._close_stale_run)
-        self.tracker = Tracker(
-            self.options.resolved_tracking(), self.config.name, artifact_root=output / "mlartifacts"
-        )
+        # Workers starting together must not race to create the stores' tables.
+        with store_init_lock(self.options.resolved_storage(), self.options.resolved_tracking()):
+            self.storage = open_storage(
+                self.options.resolved_storage(), on_stale=self._close_stale_run
+            )
+            self.tracker = Tracker(
+                self.options.resolved_tracking(),
+                self.config.name,
+                artifact_root=output / "mlartifacts",
+            )
 
     @property
     def cache_dir(self) -> Path:
@@ -198,7 +209,9 @@ class StudyRunner:
             for unit in self.plan.first_units():
                 self.ensure_planned(unit)
             self._work_loop()
-            summary = summarize(self, elapsed=time.perf_counter() - started)
+            summary: dict[str, Any] = {"trained": self.trained}
+            if self.options.summary:
+                summary = summarize(self, elapsed=time.perf_counter() - started)
             status = "FINISHED"
             return summary
         except Interrupted:
@@ -233,7 +246,9 @@ class StudyRunner:
         self._init_progress()
         last_stale_check = 0.0
         while True:
-            if time.monotonic() - last_stale_check > 5:
+            if self._stop_signal is not None:
+                raise Interrupted
+            if time.monotonic() - last_stale_check > min(5.0, GRACE_PERIOD / 3):
                 self._fail_stale_trials()
                 last_stale_check = time.monotonic()
             self._advance_phases()
@@ -243,7 +258,7 @@ class StudyRunner:
                 continue
             if self._all_done():
                 return
-            time.sleep(self.options.poll_seconds)
+            time.sleep(min(self.options.poll_seconds, GRACE_PERIOD / 3))
 
     def _init_progress(self) -> None:
         done = 0
@@ -282,6 +297,27 @@ class StudyRunner:
             study = self.study_for(unit)
             if study is not None:
                 optuna.storages.fail_stale_trials(study)
+        self._beat_parent()
+        self._close_stale_invocations()
+
+    def _beat_parent(self) -> None:
+        if self.tracker is not None and self.parent_run_id is not None:
+            self.tracker.set_tags(self.parent_run_id, {"redistill.heartbeat": f"{time.time():.0f}"})
+
+    def _close_stale_invocations(self) -> None:
+        """An invocation run whose worker died stops heartbeating: close it as KILLED."""
+        assert self.tracker is not None
+        now = time.time()
+        running = self.tracker.runs(
+            "tags.`redistill.role` = 'invocation' and attributes.status = 'RUNNING'"
+        )
+        for run in running:
+            beat = float(run.data.tags.get("redistill.heartbeat", run.info.start_time / 1000))
+            if run.info.run_id != self.parent_run_id and now - beat > GRACE_PERIOD:
+                self.tracker.set_tags(
+                    run.info.run_id, {"fail_reason": "worker stopped heartbeating"}
+                )
+                self.tracker.end_run(run.info.run_id, "KILLED")
 
     def _advance_phases(self) -> None:
         for unit in self.plan.first_units():
@@ -352,6 +388,7 @@ class StudyRunner:
                     continue  # another worker took it
                 self.storage.record_heartbeat(frozen._trial_id)
                 trial = optuna.Trial(study, frozen._trial_id)
+                trial.set_user_attr("worker", self.worker_label)
                 claimed.append(
                     Claimed(unit, study, trial, self._hparams(unit, trial, frozen), seed)
                 )
@@ -384,7 +421,9 @@ class StudyRunner:
         return self._cells[cell.label]
 
     def _run_cohort(self, cohort: list[Claimed]) -> None:
-        heartbeat = _Heartbeat(self.storage, [c.trial._trial_id for c in cohort])
+        heartbeat = _Heartbeat(
+            self.storage, [c.trial._trial_id for c in cohort], on_beat=self._beat_parent
+        )
         heartbeat.start()
         try:
             self._train_claimed(cohort)
@@ -432,8 +471,6 @@ class StudyRunner:
         def on_epoch_end(member: Member, epoch: int, stats: dict[str, float]) -> bool:
             c: Claimed = member.key
             self.tracker.log_metrics(c.run_id, stats, step=epoch)
-            if self._stop_signal is not None:
-                raise KeyboardInterrupt
             if c.unit.phase != "search":
                 return True
             c.trial.report(stats["val/top1"], epoch)
@@ -449,6 +486,7 @@ class StudyRunner:
             runtime=self.runtime,
             teacher=teacher.teacher_fn(),
             on_epoch_end=on_epoch_end,
+            should_stop=lambda: self._stop_signal is not None,
         )
         for member in members:
             self._record(member, teacher)
@@ -457,10 +495,7 @@ class StudyRunner:
         assert self.tracker is not None
         c: Claimed = member.key
         seconds = time.perf_counter() - c.started
-        attrs: dict[str, Any] = {
-            "worker": self.options.worker_label or socket.gethostname(),
-            "seconds": round(seconds, 2),
-        }
+        attrs: dict[str, Any] = {"worker": self.worker_label, "seconds": round(seconds, 2)}
         if member.outcome == "diverged":
             if member.history:
                 self.tracker.log_metrics(c.run_id, member.history[-1], step=member.epochs_done - 1)
@@ -563,8 +598,10 @@ class StudyRunner:
         previous = {}
 
         def handler(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None:  # a second signal: stop right now
+                raise KeyboardInterrupt
+            # First signal: finish the current optimiser step, then re-queue and exit.
             self._stop_signal = signum
-            raise KeyboardInterrupt
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, handler)
@@ -595,9 +632,11 @@ def _run_name(c: Claimed) -> str:
 class _Heartbeat:
     """Records a heartbeat for each trial of the cohort while it trains."""
 
-    def __init__(self, storage: Any, trial_ids: list[int], interval: float | None = None) -> None:
-        self.storage, self.trial_ids = storage, trial_ids
-        self.interval = interval or storage.get_heartbeat_interval() or 5
+    def __init__(
+        self, storage: Any, trial_ids: list[int], on_beat: Callable[[], None] | None = None
+    ) -> None:
+        self.storage, self.trial_ids, self.on_beat = storage, trial_ids, on_beat
+        self.interval = storage.get_heartbeat_interval() or 5
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="trial-heartbeat")
 
@@ -606,11 +645,13 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
-            for trial_id in self.trial_ids:
-                try:
+            try:  # a transient database error must not kill training
+                for trial_id in self.trial_ids:
                     self.storage.record_heartbeat(trial_id)
-                except Exception:  # a transient database error must not kill training
-                    pass
+                if self.on_beat is not None:
+                    self.on_beat()
+            except Exception:
+                pass
 
     def stop(self) -> None:
         self._stop.set()

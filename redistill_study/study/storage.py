@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,10 @@ from ..errors import UserError, redact_url
 # Heartbeats and the retry callback are marked experimental in Optuna; they are what we rely on.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
-HEARTBEAT_INTERVAL = 5  # seconds between a running trial's heartbeats
-GRACE_PERIOD = 30  # a trial silent this long is failed and re-queued by another worker
+# Seconds between a running trial's heartbeats, and the silence after which another worker
+# fails the trial and re-queues it. The environment can shorten them (tests do).
+HEARTBEAT_INTERVAL = int(os.environ.get("REDISTILL_HEARTBEAT_INTERVAL", "5"))
+GRACE_PERIOD = int(os.environ.get("REDISTILL_HEARTBEAT_GRACE", "30"))
 
 
 class RetryAndCloseRun(RetryHeartbeatStaleTrialCallback):
@@ -36,8 +40,8 @@ class RetryAndCloseRun(RetryHeartbeatStaleTrialCallback):
 def open_storage(
     url: str,
     on_stale: Callable[[FrozenTrial], None] | None = None,
-    heartbeat_interval: int = HEARTBEAT_INTERVAL,
-    grace_period: int = GRACE_PERIOD,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
 ) -> RDBStorage:
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -49,8 +53,8 @@ def open_storage(
         return RDBStorage(
             url,
             engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
+            heartbeat_interval=heartbeat_interval or HEARTBEAT_INTERVAL,
+            grace_period=grace_period or GRACE_PERIOD,
             heartbeat_stale_trial_callback=RetryAndCloseRun(on_stale),
         )
     except Exception as exc:
@@ -62,3 +66,20 @@ def open_storage(
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path.resolve()}"
+
+
+@contextlib.contextmanager
+def store_init_lock(*urls: str) -> Iterator[None]:
+    """Serialise store creation between processes sharing local SQLite files (a lock file next
+    to each database). Server databases are created once with `redistill-study init`."""
+    from ..training.teacher import file_lock
+
+    paths = sorted(
+        Path(url.removeprefix("sqlite:///")).with_suffix(".init.lock")
+        for url in urls
+        if url.startswith("sqlite:///")
+    )
+    with contextlib.ExitStack() as stack:
+        for path in paths:
+            stack.enter_context(file_lock(path))
+        yield

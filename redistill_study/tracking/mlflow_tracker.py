@@ -30,7 +30,9 @@ PARAM_KEYS = (
 
 def _quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-    os.environ.setdefault("MLFLOW_TRACKING_INSECURE_TLS", "false")
+    # Fail fast on an unreachable tracking server instead of minutes of back-off.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -48,20 +50,28 @@ class Tracker:
         self.tracking_uri = tracking_uri
         try:
             self.client = MlflowClient(tracking_uri=tracking_uri)
-            found = self.client.get_experiment_by_name(experiment)
-            if found is None:
-                location = artifact_root.resolve().as_uri() if artifact_root else None
-                self.experiment_id = self.client.create_experiment(
-                    experiment, artifact_location=location
-                )
-            else:
-                self.experiment_id = found.experiment_id
+            self.experiment_id = self._experiment(experiment, artifact_root)
         except Exception as exc:  # any store failure: the message must not leak credentials
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(
                 f"MLflow tracking store {redact_url(tracking_uri)} is not usable: "
                 f"{redact_url(first)[:300]}"
             ) from None
+
+    def _experiment(self, name: str, artifact_root: Path | None) -> str:
+        # Workers starting together race to create the store and the experiment: retry.
+        for attempt in range(5):
+            try:
+                found = self.client.get_experiment_by_name(name)
+                if found is not None:
+                    return found.experiment_id
+                location = artifact_root.resolve().as_uri() if artifact_root else None
+                return self.client.create_experiment(name, artifact_location=location)
+            except Exception:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 + attempt)
+        raise AssertionError("unreachable")
 
     def start_run(
         self,

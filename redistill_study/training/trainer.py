@@ -130,8 +130,13 @@ def train_cohort(
     train_labels: torch.Tensor | None = None,
     stop_after: int | None = None,
     evaluate_val: bool = True,
+    should_stop: Callable[[], bool] | None = None,
 ) -> None:
-    """Train ``members`` together for ``recipe.epochs`` epochs (or ``stop_after``)."""
+    """Train ``members`` together for ``recipe.epochs`` epochs (or ``stop_after``).
+
+    ``should_stop`` is polled before every batch; when it returns True the cohort stops with
+    KeyboardInterrupt, between two optimiser steps.
+    """
     epochs = recipe.epochs if stop_after is None else min(stop_after, recipe.epochs)
     labels_override = train_labels.to(runtime.device) if train_labels is not None else None
     for epoch in range(epochs):
@@ -155,6 +160,8 @@ def train_cohort(
             epoch=epoch,
             augment=True,
         ):
+            if should_stop is not None and should_stop():
+                raise KeyboardInterrupt  # a stop was requested: the caller re-queues the trials
             if labels_override is not None:
                 y = labels_override[idx]
             x = runtime.prepare_input(x)

@@ -1,0 +1,59 @@
+"""`run --workers N`: N local worker processes sharing one study through its storage.
+
+Each worker is the ordinary `run` command; they cooperate because every trial is claimed
+atomically from the Optuna storage. With GPUs, worker i sees one GPU through
+CUDA_VISIBLE_DEVICES (round-robin); `--device` overrides that.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def worker_environments(n: int, device_override: str | None) -> list[dict[str, str]]:
+    base = dict(os.environ)
+    if device_override:
+        return [dict(base) for _ in range(n)]
+    import torch
+
+    if not torch.cuda.is_available():
+        return [dict(base) for _ in range(n)]
+    visible = base.get("CUDA_VISIBLE_DEVICES")
+    gpus = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+    return [{**base, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(n)]
+
+
+def launch_workers(n: int, study: Path, forwarded: list[str], device: str | None) -> int:
+    """Start N workers, forward SIGINT/SIGTERM to them, wait; return the worst exit code."""
+    procs: list[subprocess.Popen[Any]] = []
+    for i, env in enumerate(worker_environments(n, device)):
+        cmd = [
+            sys.executable,
+            "-m",
+            "redistill_study",
+            "run",
+            str(study),
+            *forwarded,
+            "--worker-label",
+            f"worker-{i}",
+            "--no-summary",
+        ]
+        procs.append(subprocess.Popen(cmd, env=env))
+
+    def forward(signum: int, frame: Any) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        codes = [p.wait() for p in procs]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return max(codes, key=lambda c: c != 0) if codes else 0
