@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +68,7 @@ def resolve_model_name(name: str) -> str:
     return name
 
 
+@functools.cache
 def _external_names(library: str) -> list[str]:
     if library == "timm":
         import timm
