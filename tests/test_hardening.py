@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from redistill_study.cli import main
 from redistill_study.losses import Context, register_method
 from redistill_study.losses.kd import KD
+from redistill_study.losses.registry import unregister_method
 
 SHIPPED = sorted((REPO / "studies").glob("*.yaml"))
 
@@ -148,9 +149,15 @@ class _ExplodingKD(KD):
         return terms
 
 
-@pytest.mark.slow
-def test_nan_fails_that_trial_and_the_study_completes(tmp_path: Path) -> None:
+@pytest.fixture
+def exploding_method():
     register_method(_ExplodingKD)
+    yield _ExplodingKD.name
+    unregister_method(_ExplodingKD.name)
+
+
+@pytest.mark.slow
+def test_nan_fails_that_trial_and_the_study_completes(tmp_path: Path, exploding_method) -> None:
     config = write_yaml(
         tmp_path / "nan.yaml",
         tiny_study(

@@ -38,6 +38,11 @@ def register_method(cls: type[Method]) -> type[Method]:
     return cls
 
 
+def unregister_method(name: str) -> None:
+    """Remove a registered method (for tests and interactive sessions)."""
+    _METHODS.pop(name, None)
+
+
 def _load() -> None:
     global _builtin_loaded, _plugins_loaded
     if not _builtin_loaded:
