@@ -100,6 +100,36 @@ def _run_workers(args: argparse.Namespace, config, path: Path, output: Path) -> 
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .analysis.summary import write_dashboard
+    from .config import load_study
+    from .study import RunOptions, StudyRunner
+
+    if args.study:
+        path = Path(args.study)
+    elif args.output:
+        path = Path(args.output) / "study.yaml"
+    else:
+        path = _study_path(None)
+    config = load_study(path, check_files=False)
+    output = Path(args.output) if args.output else Path.cwd() / config.name
+    if not (args.storage or (output / "optuna.db").is_file()):
+        raise UserError(f"{output}: no study results here (no optuna.db); run the study first")
+    options = RunOptions(
+        output=output,
+        config_path=path.resolve(),
+        storage_url=args.storage,
+        tracking_uri=args.tracking_uri,
+        quiet=True,
+    )
+    runner = StudyRunner(config, options)
+    runner.open_stores()
+    index, verdict = write_dashboard(runner)
+    print(f"verdict: {verdict.text}")
+    print(f"dashboard: {index}")
+    return 0
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from .config import load_study
     from .study import RunOptions, StudyRunner
@@ -203,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--worker-label", help=argparse.SUPPRESS)
     run.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="render the verdict dashboard of a study")
+    report.add_argument("study", nargs="?", help="study YAML (or give --output)")
+    report.add_argument("--output", help="the study's output folder")
+    report.add_argument("--storage")
+    report.add_argument("--tracking-uri")
+    report.set_defaults(func=cmd_report)
 
     init = sub.add_parser(
         "init", help="create a study's stores and queue its trials once, before many workers start"

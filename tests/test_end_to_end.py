@@ -33,13 +33,19 @@ def test_tiny_study_end_to_end_then_resume(tiny_config: Path, tmp_path: Path, ca
 
     storage = f"sqlite:///{out / 'optuna.db'}"
     studies = _studies(storage)
-    # 2 pairs × 2 noise cells × (3 fixed methods + tuned search + tuned final) = 20 units.
-    assert len(studies) == 20
+    # 2 pairs × 2 noise cells × (3 fixed methods + tuned search, final and transfer) = 24 units.
+    assert len(studies) == 24
     seeds_units = [n for n in studies if n.endswith("/seeds")]
     search_units = [n for n in studies if n.endswith("/search")]
     final_units = [n for n in studies if n.endswith("/final")]
-    assert (len(seeds_units), len(search_units), len(final_units)) == (12, 4, 4)
-    for name in seeds_units + final_units:
+    transfer_units = [n for n in studies if n.endswith("/transfer")]
+    assert (len(seeds_units), len(search_units), len(final_units), len(transfer_units)) == (
+        12,
+        4,
+        4,
+        4,
+    )
+    for name in seeds_units + final_units + transfer_units:
         trials = studies[name]
         assert sorted(t.user_attrs["seed"] for t in trials) == [0, 1]
         assert all(t.state == TrialState.COMPLETE for t in trials)
@@ -59,6 +65,23 @@ def test_tiny_study_end_to_end_then_resume(tiny_config: Path, tmp_path: Path, ca
         # Tuning never touches the test split.
         assert not any(k.startswith("test/") for t in trials for k in t.user_attrs)
         assert all(-2.0 <= t.params["lam"] <= 1.5 for t in trials)
+
+    # Phase ordering: a final or transfer trial starts only after the searches it depends on
+    # ended; transfer uses only the other pair's search.
+    for name in final_units + transfer_units:
+        _, pair, noise, method, phase = name.split("/")
+        other = "mlp-b" if pair == "mlp-a" else "mlp-a"
+        source_pair = other if phase == "transfer" else pair
+        source = studies[f"tiny/{source_pair}/{noise}/{method}/search"]
+        last_search = max(t.datetime_complete for t in source)
+        for t in studies[name]:
+            assert t.user_attrs["source_pair"] == source_pair
+            assert t.datetime_start >= last_search
+            chosen = next(s for s in source if s.number == t.user_attrs["source_trial"])
+            assert t.user_attrs["hparams"] == chosen.user_attrs["hparams"]
+    # The test split is read only by evaluation phases, and only after training.
+    assert (out / "dashboard" / "index.html").is_file()
+    assert "verdict:" in printed
 
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("tiny")
@@ -89,11 +112,19 @@ def test_tiny_study_end_to_end_then_resume(tiny_config: Path, tmp_path: Path, ca
     evaluated = [r for r in children if r.data.params["phase"] in ("seeds", "final")]
     assert all({"test/top1", "test/nll", "test/ece"} <= set(r.data.metrics) for r in evaluated)
     artifacts = [a.path for a in client.list_artifacts(parents[0].info.run_id)]
-    assert "summary.csv" in artifacts
+    assert "summary.csv" in artifacts and "dashboard" in artifacts
+    dashboard_files = [a.path for a in client.list_artifacts(parents[0].info.run_id, "dashboard")]
+    assert "dashboard/index.html" in dashboard_files
 
     with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {r["method"] for r in rows} == {"ce", "kd", "redistill", "redistill_tuned"}
+    assert {r["method"] for r in rows} == {
+        "ce",
+        "kd",
+        "redistill",
+        "redistill_tuned",
+        "redistill_tuned (transferred)",
+    }
     assert {r["noise"] for r in rows} == {"none", "confident_wrong=0.3"}
     assert all(r["n"] == "2" for r in rows)
     noisy = [r for r in rows if r["noise"] != "none"]

@@ -49,7 +49,8 @@ def summary_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows (noise, method, pair): n, mean ± std test top-1, noisy teacher top-1, Δ vs KD."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
-        groups[(r["noise"], r["method"], r["pair"])].append(r)
+        label = f"{r['method']} (transferred)" if r["phase"] == "transfer" else r["method"]
+        groups[(r["noise"], label, r["pair"])].append(r)
     means = {k: statistics.fmean(r["test/top1"] for r in v) for k, v in groups.items()}
     rows = []
     for (noise, method, pair), rs in groups.items():
@@ -147,9 +148,64 @@ def summarize(runner: StudyRunner, elapsed: float) -> dict[str, Any]:
     runner.tracker.log_metrics(
         runner.parent_run_id, {"elapsed_seconds": elapsed, "trials_trained": runner.trained}
     )
+    index, verdict = write_dashboard(runner)
+    runner.tracker.log_artifacts(runner.parent_run_id, index.parent, "dashboard")
     table = format_table(rows) if rows else "(no completed evaluation trials yet)"
     runner.echo(f"\nTest top-1 (%), mean ± std over seeds — study {runner.config.name!r}\n{table}")
+    runner.echo(f"\nverdict: {verdict.text}")
     runner.echo(f"\nsummary: {csv_path}")
+    runner.echo(f"dashboard: {index}")
     runner.echo(f"trained {runner.trained} trial(s) in {elapsed:.1f} s")
     runner.echo(f"open the runs: {runner.tracker.ui_command()}")
-    return {"rows": rows, "csv": csv_path, "elapsed": elapsed, "trained": runner.trained}
+    return {
+        "rows": rows,
+        "csv": csv_path,
+        "elapsed": elapsed,
+        "trained": runner.trained,
+        "dashboard": index,
+        "verdict": verdict,
+    }
+
+
+def write_dashboard(runner: StudyRunner):
+    """Compute the verdict from the store and render ``<output>/dashboard/index.html``."""
+    from .report import render_dashboard
+    from .verdict import build_verdict
+
+    verdict = build_verdict(collect_records(runner), collect_searches(runner))
+    noise_order = list(dict.fromkeys(cell.noise.label for cell in runner.plan.cells))
+    meta = (
+        f"study {runner.config.name} · {runner.config.dataset.name} · "
+        f"{len(runner.config.pairs)} pairs · {runner.config.seeds} seeds"
+    )
+    index, _ = render_dashboard(
+        verdict,
+        runner.options.output / "dashboard",
+        f"Does one fixed λ generalise? — {runner.config.name}",
+        noise_order,
+        meta,
+    )
+    return index, verdict
+
+
+def collect_searches(runner: StudyRunner) -> list[dict[str, Any]]:
+    """One record per completed tuning trial: its setting and validation top-1."""
+    out = []
+    for unit in runner.plan.first_units():
+        if unit.phase != "search":
+            continue
+        study = runner.study_for(unit)
+        if study is None:
+            continue
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            out.append(
+                {
+                    "pair": unit.cell.pair.label,
+                    "noise": unit.cell.noise.label,
+                    "method": unit.method.name,
+                    "lam": t.params.get("lam"),
+                    "val_top1": t.value,
+                    "params": dict(t.params),
+                }
+            )
+    return out

@@ -3,7 +3,9 @@
 Each unit is one Optuna study named ``<study>/<pair>/<noise>/<method>/<phase>``:
 - ``seeds``  — a fixed method (no tuning) trained with every seed, scored on test;
 - ``search`` — a tuned method's Optuna search on the validation split (never on test);
-- ``final``  — the best ``search`` setting retrained with every seed, scored on test.
+- ``final``  — the best ``search`` setting retrained with every seed, scored on test;
+- ``transfer`` — leave-one-pair-out: the setting that did best on the *other* pairs' searches,
+  retrained with every seed on this pair, scored on test.
 Every trial is enqueued up front with its *slot* (user attributes: the seed and the phase),
 so several workers claim trials atomically from the storage and nothing runs twice.
 """
@@ -17,7 +19,7 @@ from ..config import MethodConfig, PairConfig, StudyConfig, TrainConfig
 from ..losses import Method, get_method
 from ..noise import NOISE_KINDS, NoiseSetting
 
-EVALUATION_PHASES = ("seeds", "final")
+EVALUATION_PHASES = ("seeds", "final", "transfer")
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,33 @@ class Plan:
     def final_unit(self, search: Unit) -> Unit:
         return Unit(self.config.name, search.cell, search.method, "final")
 
+    def transfer_unit(self, search: Unit) -> Unit:
+        return Unit(self.config.name, search.cell, search.method, "transfer")
+
+    def dependent_units(self) -> list[Unit]:
+        """Units that start once the searches they need are finished: ``final`` (this pair's
+        best setting) and, with two or more pairs, ``transfer`` (the setting that did best on
+        the *other* pairs)."""
+        out = []
+        for unit in self.first_units():
+            if unit.phase == "search":
+                out.append(self.final_unit(unit))
+                if len(self.config.pairs) > 1:
+                    out.append(self.transfer_unit(unit))
+        return out
+
+    def sources(self, dependent: Unit) -> list[Unit]:
+        """The search units whose trials decide a dependent unit's setting."""
+        if dependent.phase == "final":
+            return [Unit(dependent.study, dependent.cell, dependent.method, "search")]
+        return [
+            Unit(dependent.study, cell, dependent.method, "search")
+            for cell in self.cells
+            if cell.noise == dependent.cell.noise and cell.pair.label != dependent.cell.pair.label
+        ]
+
     def all_units(self) -> list[Unit]:
-        first = self.first_units()
-        return first + [self.final_unit(u) for u in first if u.phase == "search"]
+        return self.first_units() + self.dependent_units()
 
     def slots(self, unit: Unit) -> list[dict[str, Any]]:
         """The user attributes of each trial to enqueue in ``unit``'s study."""

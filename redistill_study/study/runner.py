@@ -33,6 +33,7 @@ from ..training.metrics import classification_metrics
 from .cell import CellTeacher, prepare_cell
 from .plan import Cell, Plan, Unit, build_plan
 from .storage import GRACE_PERIOD, open_storage, sqlite_url, store_init_lock
+from .transfer import best_trial, pick_transferred
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -91,6 +92,7 @@ class StudyRunner:
         self.trained = 0
         self._progress: Any = None
         self._stop_signal: int | None = None
+        self._skipped: set[str] = set()
 
     # --- set-up ------------------------------------------------------------------------
 
@@ -107,6 +109,13 @@ class StudyRunner:
             probe.unlink()
         except OSError as exc:
             raise UserError(f"output folder {output} is not writable ({exc.strerror})") from None
+        # `report --output DIR` reads the config from here.
+        copy = output / "study.yaml"
+        source = self.options.config_path
+        if source.is_file() and source.resolve() != copy.resolve():
+            text = source.read_text()
+            if not copy.is_file() or copy.read_text() != text:
+                copy.write_text(text)
         # Workers starting together must not race to create the stores' tables.
         with store_init_lock(self.options.resolved_storage(), self.options.resolved_tracking()):
             self.storage = open_storage(
@@ -320,40 +329,52 @@ class StudyRunner:
                 self.tracker.end_run(run.info.run_id, "KILLED")
 
     def _advance_phases(self) -> None:
-        for unit in self.plan.first_units():
-            if unit.phase != "search":
+        for unit in self.plan.dependent_units():
+            existing = self.study_for(unit)
+            if (existing is not None and existing.user_attrs.get("planned")) or (
+                unit.name in self._skipped
+            ):
                 continue
-            final = self.plan.final_unit(unit)
-            existing = self.study_for(final)
-            if existing is not None and existing.user_attrs.get("planned"):
+            choice = self._dependent_choice(unit)
+            if choice is None:
                 continue
-            search = self.study_for(unit)
-            if search is None or not _phase_finished(search):
+            if choice == "skip":
+                self._skipped.add(unit.name)
                 continue
-            completed = search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if not completed:
-                continue  # every search trial was pruned or failed: nothing to evaluate
-            best = max(completed, key=lambda t: (t.value, -t.number))
-            self.ensure_planned(
-                final,
-                extra={
-                    "hparams": json.dumps(best.user_attrs.get("hparams", {})),
-                    "best_search_trial": best.number,
-                },
-            )
+            self.ensure_planned(unit, extra=choice)
+
+    def _dependent_choice(self, unit: Unit) -> dict[str, Any] | str | None:
+        """The setting a final/transfer unit evaluates; None while its searches still run;
+        "skip" when they ended without a single completed trial."""
+        searches = {}
+        for source in self.plan.sources(unit):
+            study = self.study_for(source)
+            if study is None or not _phase_finished(study):
+                return None
+            searches[source.cell.pair.label] = study.get_trials(deepcopy=False)
+        if unit.phase == "final":
+            best = best_trial(next(iter(searches.values())))
+            if best is None:
+                return "skip"
+            source_pair = unit.cell.pair.label
+        else:
+            picked = pick_transferred(searches)
+            if picked is None:
+                return "skip"
+            source_pair, best = picked
+        return {
+            "hparams": json.dumps(best.user_attrs.get("hparams", {})),
+            "source_pair": source_pair,
+            "source_trial": best.number,
+            "source_val_top1": best.value,
+        }
 
     def _all_done(self) -> bool:
         for unit in self.plan.all_units():
             study = self.study_for(unit)
             if study is None:
-                if unit.phase == "final":
-                    search = self.study_for(Unit(unit.study, unit.cell, unit.method, "search"))
-                    if (
-                        search is not None
-                        and _phase_finished(search)
-                        and not search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                    ):
-                        continue
+                if unit.phase in ("final", "transfer") and self._dependent_choice(unit) == "skip":
+                    continue
                 return False
             if not _phase_finished(study):
                 return False
@@ -401,7 +422,7 @@ class StudyRunner:
         hparams = {**method.cls.defaults, **method.config.params}
         if unit.phase == "search":
             hparams.update(method.cls.suggest(trial))
-        elif unit.phase == "final":
+        elif unit.phase in ("final", "transfer"):
             hparams.update(json.loads(frozen.user_attrs.get("hparams", "{}")))
         return hparams
 

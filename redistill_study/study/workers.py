@@ -17,12 +17,17 @@ from typing import Any
 
 def worker_environments(n: int, device_override: str | None) -> list[dict[str, str]]:
     base = dict(os.environ)
-    if device_override:
+    if device_override and device_override != "auto":
+        if device_override == "cpu":
+            threads = str(max(1, (os.cpu_count() or 1) // n))
+            return [{"OMP_NUM_THREADS": threads, **base} for _ in range(n)]
         return [dict(base) for _ in range(n)]
     import torch
 
     if not torch.cuda.is_available():
-        return [dict(base) for _ in range(n)]
+        # CPU workers share the cores: without a cap each would start one thread per core.
+        threads = str(max(1, (os.cpu_count() or 1) // n))
+        return [{"OMP_NUM_THREADS": threads, **base} for _ in range(n)]
     visible = base.get("CUDA_VISIBLE_DEVICES")
     gpus = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
     return [{**base, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(n)]
