@@ -94,3 +94,30 @@ def test_load_study_returns_typed_config(tiny_config: Path) -> None:
     assert config.pairs[0].label == "mlp-a" and config.train.epochs == 3
     with pytest.raises(ConfigError):
         load_study(tiny_config.parent / "missing.yaml")
+
+
+def test_checkpoint_problems_are_caught_by_validation(tmp_path: Path, capsys) -> None:
+    import torch
+
+    from redistill_study.models import create_model
+
+    wrong_classes = tmp_path / "teacher_5_classes.pth"
+    torch.save({"model": create_model("digits_mlp", num_classes=5).state_dict()}, wrong_classes)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(wrong_classes.read_bytes()[:200])
+    for ckpt, expected in ((wrong_classes, "shape mismatch"), (truncated, "not a readable")):
+        data = tiny_study()
+        data["pairs"][0]["teacher"] = {"model": "digits_mlp", "checkpoint": str(ckpt)}
+        data["noise"] = [{"kind": "none"}]
+        path = write_yaml(tmp_path / "ckpt.yaml", data)
+        assert main(["validate", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "pairs[0].teacher.checkpoint" in err and expected in err and err.count("\n") == 1
+
+
+def test_bad_model_args_are_caught_by_validation(tmp_path: Path, capsys) -> None:
+    data = tiny_study()
+    data["pairs"][0]["student"]["args"] = {"depth_of_field": 3}
+    path = write_yaml(tmp_path / "args.yaml", data)
+    assert main(["validate", str(path)]) == 2
+    assert "pairs[0].student.args" in capsys.readouterr().err

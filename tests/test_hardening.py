@@ -78,6 +78,13 @@ def _mutations(data: dict) -> list[tuple[str, dict]]:
 def test_every_mutation_is_ok_or_one_line_exit_2(config: Path, tmp_path: Path, capsys) -> None:
     data = yaml.safe_load(config.read_text())
     rejected = 0
+    scalar_labels = set()
+    for path in _paths(data):
+        value = data
+        for part in path:
+            value = value[part]
+        if isinstance(value, (int, float, str)) and path[-1] not in ("args", "params", "train"):
+            scalar_labels.add(f"{path} → wrong type")
     for label, mutated in _mutations(data):
         path = write_yaml(tmp_path / config.name, mutated)
         try:
@@ -92,6 +99,8 @@ def test_every_mutation_is_ok_or_one_line_exit_2(config: Path, tmp_path: Path, c
             assert str(path) in captured.err, label
         if label.endswith("+ unknown key"):
             assert code == 2, label  # unknown keys are always rejected
+        if label.endswith("→ wrong type") and label in scalar_labels:
+            assert code == 2, label  # a mapping where a number or a name belongs
     assert rejected > 0
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UserError
 from .schema import StudyConfig, TrainConfig
 
 PACKAGED_STUDIES = Path(__file__).resolve().parent.parent / "studies"
@@ -164,7 +164,8 @@ def check_semantics(
     """What the schema cannot see: registry names, hyper-parameter domains, files on disk."""
     from ..data import dataset_names
     from ..losses import get_method
-    from ..models import resolve_model_name
+    from ..models import create_model, resolve_model_name
+    from ..models.checkpoint import load_checkpoint
 
     if config.dataset.name not in dataset_names():
         raise located.error(
@@ -185,6 +186,17 @@ def check_semantics(
                 key = ("pairs", i, "train", *err["loc"])
                 msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
                 raise located.error(key, msg) from None
+        for role in ("teacher", "student"):
+            spec = getattr(pair, role)
+            if spec.args:  # model arguments are only checked by building the model
+                try:
+                    create_model(
+                        spec.model, num_classes=_class_count(config, base_dir), **spec.args
+                    )
+                except (TypeError, ValueError) as exc:
+                    raise located.error(
+                        ("pairs", i, role, "args"), str(exc).splitlines()[0]
+                    ) from None
         ckpt = pair.teacher.checkpoint
         if ckpt is not None and check_files:
             resolved = resolve_path(ckpt, base_dir)
@@ -192,6 +204,15 @@ def check_semantics(
                 raise located.error(
                     ("pairs", i, "teacher", "checkpoint"), f"file not found: {resolved}"
                 )
+            classes = _class_count(config, base_dir)
+            if classes is not None:
+                try:  # unreadable, foreign or mismatched weights fail now, not after hours
+                    model = create_model(
+                        pair.teacher.model, num_classes=classes, **pair.teacher.args
+                    )
+                    load_checkpoint(model, resolved)
+                except UserError as exc:
+                    raise located.error(("pairs", i, "teacher", "checkpoint"), str(exc)) from None
     for i, method in enumerate(config.methods):
         try:
             cls = get_method(method.name)
@@ -234,6 +255,17 @@ def check_semantics(
         raise located.error(
             ("dataset", "root"), f"dataset {config.dataset.name!r} needs a 'root' folder"
         )
+
+
+def _class_count(config: StudyConfig, base_dir: Path) -> int | None:
+    """The data set's class count, where it is known without reading the data."""
+    name = config.dataset.name
+    if name in ("digits", "cifar10"):
+        return 10
+    if name == "cifar100":
+        return 100
+    root = resolve_path(config.dataset.root or ".", base_dir) / "train"
+    return sum(1 for p in root.iterdir() if p.is_dir()) if root.is_dir() else None
 
 
 def _noise_problem(kind: str, levels: list[float]) -> str | None:

@@ -75,7 +75,8 @@ class _PowerDivergence(torch.autograd.Function):
             # Σ_c [(w − p)/λ + q − p]/(1+λ) with Σq = Σp = 1: the q − p part is zero, and
             # w − p is differenced per class (exactly 0 where p = q). Clamp the rounding at 0.
             w = torch.sub(lt, ls).mul_(lam).add_(lt).exp_()  # p·(p/q)^λ
-            per_sample = w.sub(lt.exp()).sum(-1).div_(lam * (1.0 + lam)).clamp_(min=0.0)
+            diff = lt.exp().neg_().add_(w)  # w − p, in place: big temporaries cost page faults
+            per_sample = diff.sum(-1).div_(lam * (1.0 + lam)).clamp_(min=0.0)
             ctx.save_for_backward(ls, w)
             return per_sample
         ctx.save_for_backward(ls, lt)
