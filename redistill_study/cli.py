@@ -19,21 +19,34 @@ def _study_path(value: str | None) -> Path:
     return Path(value) if value else default_study_path()
 
 
+def _options(args: argparse.Namespace, path: Path, output: Path, **extra: object):
+    """RunOptions from the flags every store-opening command shares (--storage, --tracking-uri)."""
+    from .study import RunOptions
+
+    cache_dir = getattr(args, "cache_dir", None)
+    return RunOptions(
+        output=output,
+        config_path=path.resolve(),
+        storage_url=args.storage,
+        tracking_uri=args.tracking_uri,
+        cache_dir=Path(cache_dir) if cache_dir else None,
+        **extra,
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_study
-    from .study import Interrupted, RunOptions, StudyRunner
+    from .study import Interrupted, StudyRunner
 
     path = _study_path(args.study)
     config = load_study(path)
     output = Path(args.output) if args.output else Path.cwd() / config.name
     if args.workers > 1:
         return _run_workers(args, config, path, output)
-    options = RunOptions(
-        output=output,
-        config_path=path.resolve(),
-        storage_url=args.storage,
-        tracking_uri=args.tracking_uri,
-        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+    options = _options(
+        args,
+        path,
+        output,
         cohort_size=args.cohort_size,
         device=args.device,
         quiet=args.quiet,
@@ -55,17 +68,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_workers(args: argparse.Namespace, config, path: Path, output: Path) -> int:
-    from .study import RunOptions, StudyRunner
+    from .study import StudyRunner
     from .study.workers import launch_workers
 
     # Create the stores once, before the workers race to.
-    options = RunOptions(
-        output=output,
-        config_path=path.resolve(),
-        storage_url=args.storage,
-        tracking_uri=args.tracking_uri,
-        quiet=True,
-    )
+    options = _options(args, path, output, quiet=True)
     StudyRunner(config, options).open_stores()
     forwarded = ["--output", str(output)]
     for flag, value in (
@@ -87,15 +94,7 @@ def _run_workers(args: argparse.Namespace, config, path: Path, output: Path) -> 
         )
         return code
     # Every trial is done: this pass trains nothing and prints the summary.
-    final = RunOptions(
-        output=output,
-        config_path=path.resolve(),
-        storage_url=args.storage,
-        tracking_uri=args.tracking_uri,
-        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-        quiet=True,
-        device=args.device,
-    )
+    final = _options(args, path, output, quiet=True, device=args.device)
     StudyRunner(config, final).run()
     return 0
 
@@ -103,7 +102,7 @@ def _run_workers(args: argparse.Namespace, config, path: Path, output: Path) -> 
 def cmd_report(args: argparse.Namespace) -> int:
     from .analysis.summary import write_dashboard
     from .config import load_study
-    from .study import RunOptions, StudyRunner
+    from .study import StudyRunner
 
     if args.study:
         path = Path(args.study)
@@ -115,13 +114,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path.cwd() / config.name
     if not (args.storage or (output / "optuna.db").is_file()):
         raise UserError(f"{output}: no study results here (no optuna.db); run the study first")
-    options = RunOptions(
-        output=output,
-        config_path=path.resolve(),
-        storage_url=args.storage,
-        tracking_uri=args.tracking_uri,
-        quiet=True,
-    )
+    options = _options(args, path, output, quiet=True)
     runner = StudyRunner(config, options)
     runner.open_stores()
     index, verdict = write_dashboard(runner)
@@ -132,18 +125,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from .config import load_study
-    from .study import RunOptions, StudyRunner
+    from .study import StudyRunner
 
     path = _study_path(args.study)
     config = load_study(path, check_files=False)
     output = Path(args.output) if args.output else Path.cwd() / config.name
-    options = RunOptions(
-        output=output,
-        config_path=path.resolve(),
-        storage_url=args.storage,
-        tracking_uri=args.tracking_uri,
-        quiet=True,
-    )
+    options = _options(args, path, output, quiet=True)
     runner = StudyRunner(config, options)
     runner.open_stores()
     for unit in runner.plan.first_units():
