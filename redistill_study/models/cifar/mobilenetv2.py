@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from ..registry import register_model
+from .init import init_weights
 
 
 def _conv_bn(inp: int, oup: int, kernel: int, stride: int) -> nn.Sequential:
@@ -59,15 +60,7 @@ class MobileNetV2(nn.Module):
         layers.append(_conv_bn(channels, self.last_channel, 1, 1))
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(self.last_channel, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self, linear="normal")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)

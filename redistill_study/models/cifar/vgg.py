@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import register_model
+from .init import init_weights
 
 CONFIGS = {
     8: [[64], [128], [256], [512], [512]],
@@ -35,16 +36,7 @@ class VGG(nn.Module):
         ins = [3] + [c[-1] for c in config[:-1]]
         self.blocks = nn.ModuleList(_block(widths, cin) for widths, cin in zip(config, ins))
         self.classifier = nn.Linear(config[-1][-1], num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self, linear="normal")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.shape[2]
