@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from optuna.trial import TrialState
 
+from ..study.plan import EVALUATION_PHASES
+from .verdict import method_label
+
 if TYPE_CHECKING:
     from ..study.runner import StudyRunner
 
@@ -22,35 +25,53 @@ SEVERITY_KEYS = ("ece", "kl_noisy_clean", "wrong_fraction")
 CLAIM_METHOD = "redistill"
 
 
-def collect_records(runner: StudyRunner) -> list[dict[str, Any]]:
-    """One record per completed evaluation trial."""
-    records = []
+def _completed(runner: StudyRunner, phases: tuple[str, ...]):
+    """(unit, trial) for every COMPLETE trial of the plan's units in ``phases``."""
     for unit in runner.plan.all_units():
-        if not unit.evaluates_test:
+        if unit.phase not in phases:
             continue
         study = runner.study_for(unit)
         if study is None:
             continue
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            records.append(
-                {
-                    "pair": unit.cell.pair.label,
-                    "noise": unit.cell.noise.label,
-                    "method": unit.method.name,
-                    "phase": unit.phase,
-                    "seed": t.user_attrs.get("seed"),
-                    **{k: v for k, v in t.user_attrs.items() if "/" in k},
-                }
-            )
-    return records
+            yield unit, t
+
+
+def collect_records(runner: StudyRunner) -> list[dict[str, Any]]:
+    """One record per completed evaluation trial."""
+    return [
+        {
+            "pair": unit.cell.pair.label,
+            "noise": unit.cell.noise.label,
+            "method": unit.method.name,
+            "phase": unit.phase,
+            "seed": t.user_attrs.get("seed"),
+            **{k: v for k, v in t.user_attrs.items() if "/" in k},
+        }
+        for unit, t in _completed(runner, EVALUATION_PHASES)
+    ]
+
+
+def collect_searches(runner: StudyRunner) -> list[dict[str, Any]]:
+    """One record per completed tuning trial: its setting and validation top-1."""
+    return [
+        {
+            "pair": unit.cell.pair.label,
+            "noise": unit.cell.noise.label,
+            "method": unit.method.name,
+            "lam": t.params.get("lam"),
+            "val_top1": t.value,
+            "params": dict(t.params),
+        }
+        for unit, t in _completed(runner, ("search",))
+    ]
 
 
 def summary_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows (noise, method, pair): n, mean ± std test top-1, noisy teacher top-1, Δ vs KD."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
-        label = f"{r['method']} (transferred)" if r["phase"] == "transfer" else r["method"]
-        groups[(r["noise"], label, r["pair"])].append(r)
+        groups[(r["noise"], method_label(r), r["pair"])].append(r)
     means = {k: statistics.fmean(r["test/top1"] for r in v) for k, v in groups.items()}
     rows = []
     for (noise, method, pair), rs in groups.items():
@@ -139,7 +160,8 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def summarize(runner: StudyRunner, elapsed: float) -> dict[str, Any]:
-    rows = summary_rows(collect_records(runner))
+    records = collect_records(runner)
+    rows = summary_rows(records)
     output = runner.options.output
     csv_path = output / "summary.csv"
     write_csv(rows, csv_path)
@@ -148,7 +170,7 @@ def summarize(runner: StudyRunner, elapsed: float) -> dict[str, Any]:
     runner.tracker.log_metrics(
         runner.parent_run_id, {"elapsed_seconds": elapsed, "trials_trained": runner.trained}
     )
-    index, verdict = write_dashboard(runner)
+    index, verdict = write_dashboard(runner, records)
     runner.tracker.log_artifacts(runner.parent_run_id, index.parent, "dashboard")
     table = format_table(rows) if rows else "(no completed evaluation trials yet)"
     runner.echo(f"\nTest top-1 (%), mean ± std over seeds — study {runner.config.name!r}\n{table}")
@@ -167,12 +189,14 @@ def summarize(runner: StudyRunner, elapsed: float) -> dict[str, Any]:
     }
 
 
-def write_dashboard(runner: StudyRunner):
+def write_dashboard(runner: StudyRunner, records: list[dict[str, Any]] | None = None):
     """Compute the verdict from the store and render ``<output>/dashboard/index.html``."""
     from .report import render_dashboard
     from .verdict import build_verdict
 
-    verdict = build_verdict(collect_records(runner), collect_searches(runner))
+    if records is None:
+        records = collect_records(runner)
+    verdict = build_verdict(records, collect_searches(runner))
     noise_order = list(dict.fromkeys(cell.noise.label for cell in runner.plan.cells))
     meta = (
         f"study {runner.config.name} · {runner.config.dataset.name} · "
@@ -186,26 +210,3 @@ def write_dashboard(runner: StudyRunner):
         meta,
     )
     return index, verdict
-
-
-def collect_searches(runner: StudyRunner) -> list[dict[str, Any]]:
-    """One record per completed tuning trial: its setting and validation top-1."""
-    out = []
-    for unit in runner.plan.first_units():
-        if unit.phase != "search":
-            continue
-        study = runner.study_for(unit)
-        if study is None:
-            continue
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            out.append(
-                {
-                    "pair": unit.cell.pair.label,
-                    "noise": unit.cell.noise.label,
-                    "method": unit.method.name,
-                    "lam": t.params.get("lam"),
-                    "val_top1": t.value,
-                    "params": dict(t.params),
-                }
-            )
-    return out

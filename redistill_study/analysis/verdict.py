@@ -52,7 +52,8 @@ def paired_wilcoxon(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     return {**out, "statistic": float(result.statistic), "p": float(result.pvalue)}
 
 
-def _label(record: dict[str, Any]) -> str:
+def method_label(record: dict[str, Any]) -> str:
+    """A method's name, marked when its setting was tuned on the other pairs."""
     return (
         f"{record['method']} (transferred)" if record["phase"] == "transfer" else record["method"]
     )
@@ -76,7 +77,7 @@ def cell_table(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per cell and method: n, mean ± std and a 95 % bootstrap interval of test top-1."""
     groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for r in records:
-        groups[(r["pair"], r["noise"], _label(r))].append(r["test/top1"])
+        groups[(r["pair"], r["noise"], method_label(r))].append(r["test/top1"])
     rows = []
     for (pair, noise, method), values in sorted(groups.items()):
         lo, hi = bootstrap_ci(values)
@@ -97,7 +98,9 @@ def cell_table(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _by_seed(records: Iterable[dict[str, Any]], label: str) -> dict[tuple, float]:
     return {
-        (r["pair"], r["noise"], r["seed"]): r["test/top1"] for r in records if _label(r) == label
+        (r["pair"], r["noise"], r["seed"]): r["test/top1"]
+        for r in records
+        if method_label(r) == label
     }
 
 
@@ -105,9 +108,9 @@ def fixed_lambda_regrets(records: Sequence[dict[str, Any]]) -> list[dict[str, An
     """Per cell: tuned-λ − fixed-λ mean test top-1, against the pooled seed-to-seed std."""
     fixed, tuned = defaultdict(list), defaultdict(list)
     for r in records:
-        if _label(r) == FIXED:
+        if method_label(r) == FIXED:
             fixed[(r["pair"], r["noise"])].append(r["test/top1"])
-        elif _label(r) == TUNED:
+        elif method_label(r) == TUNED:
             tuned[(r["pair"], r["noise"])].append(r["test/top1"])
     rows = []
     for cell in sorted(set(fixed) & set(tuned)):
@@ -151,7 +154,7 @@ def comparisons(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Paired Wilcoxon tests of fixed-λ REDistill against KD and every tuned / transferred method,
     paired by (pair, noise, seed): the same seeds give the same initialisation and batches."""
     fixed = _by_seed(records, FIXED)
-    labels = sorted({_label(r) for r in records} - {FIXED, "ce"})
+    labels = sorted({method_label(r) for r in records} - {FIXED, "ce"})
     out = []
     for label in labels:
         other = _by_seed(records, label)

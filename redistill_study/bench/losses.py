@@ -94,7 +94,6 @@ def run(repeats: int = 20, device_name: str = "cpu") -> int:
     devices = [torch.device(device_name)]
     if device_name == "cpu" and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
-    torch.set_num_threads(torch.get_num_threads())
     for device in devices:
         for classes in (100, 1000):
             steps = {name: loss_step(name, 256, classes, device) for name in list_methods()}

@@ -7,7 +7,6 @@ them for the backward pass and logs each one separately.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -173,7 +172,3 @@ def require_teacher(method: Method, teacher_logits: torch.Tensor | None) -> torc
     if teacher_logits is None:
         raise ValueError(f"method {method.name!r} needs teacher logits")
     return teacher_logits.detach()
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

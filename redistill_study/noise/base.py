@@ -153,9 +153,6 @@ class NoiseSetting:
         rank, offsets = self._plans[key]
         return rank < round(self.level * n), offsets
 
-    def corrupted_count(self, n: int) -> int:
-        return round(self.level * n) if self.kind == "confident_wrong" else 0
-
 
 def _swap_top(logits: torch.Tensor, target: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
     """On rows ``where``, swap the top logit with ``target``'s: the teacher's confidence moves
