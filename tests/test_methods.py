@@ -58,7 +58,8 @@ def ref_kd(s, t, y, T=4.0, w_ce=0.1, w_kd=0.9, lam=0.0):
     }
 
 
-def ref_dkd(s, t, y, alpha=1.0, beta=8.0, T=4.0, warmup=20, w_ce=1.0, lam=0.0, epoch=0):
+def ref_dkd(s, t, y, alpha=1.0, beta=8.0, T=4.0, warmup=20, w_ce=1.0, lam=0.0, epoch=1):
+    """``epoch`` is mdistiller's 1-based epoch number (its training loop starts at 1)."""
     ps, pt = softmax(s, T), softmax(t, T)
     tckd, nckd = [], []
     for i, label in enumerate(y):
@@ -127,14 +128,35 @@ def ref_ttm(s, t, y, gamma=0.3, w_kd=15.0, w_ce=1.0, lam=0.0, weighted=False):
     return {"ce": w_ce * ce(s, y).mean(), "kd": w_kd * soft.mean()}
 
 
-def ref_ats(s, t, y, tau_true=4.0, tau_rest=2.0, w_ce=0.1, w_kd=0.9, lam=0.0):
+def ref_ats(s, t, y, tau_true=4.0, tau_rest=2.0, tau_student=1.0, w_ce=0.1, w_kd=0.9, lam=0.0):
     temps = np.full_like(t, tau_rest)
     temps[np.arange(len(y)), y] = tau_true
     pt = softmax(t / temps)
     return {
         "ce": w_ce * ce(s, y).mean(),
-        "kd": w_kd * tau_rest**2 * pd(pt, softmax(s, tau_rest), lam).mean(),
+        "kd": w_kd * tau_student**2 * pd(pt, softmax(s, tau_student), lam).mean(),
     }
+
+
+def test_ats_matches_the_authors_formula() -> None:
+    # lxcnju/ATS-LargeKD, distill.py: kd = s_tau² · mean_i Σ_c −p_t,c · log softmax(z_s/s_tau)_c
+    # with p_t = softmax(z_t / taus), taus = t_tau except tp_tau on the label; s_tau = 1.0.
+    # Their cross-entropy equals our KL plus the teacher's entropy (no student dependence).
+    t_tau, tp_tau, s_tau = 2.0, 4.0, 1.0
+    taus = np.full_like(TEACHER, t_tau)
+    taus[np.arange(len(LABELS)), LABELS] = tp_tau
+    p_t = softmax(TEACHER / taus)
+    log_q = np.log(softmax(STUDENT, s_tau))
+    authors = s_tau**2 * np.mean(np.sum(-p_t * log_q, -1))
+    entropy = s_tau**2 * np.mean(np.sum(-p_t * np.log(p_t), -1))
+    method = create_method("ats", tau_true=tp_tau, tau_rest=t_tau, w_kd=1.0)
+    s = torch.tensor(STUDENT, requires_grad=True)
+    kd = method(s, torch.tensor(TEACHER), torch.tensor(LABELS))["kd"]
+    assert kd.item() == pytest.approx(authors - entropy, rel=1e-12)
+    # Gradient against the authors' closed form: s_tau · (q − p_t) / B for s_tau = 1.
+    kd.backward()
+    expected = (softmax(STUDENT, s_tau) - p_t) * s_tau / len(LABELS)
+    np.testing.assert_allclose(s.grad.numpy(), expected, rtol=1e-10, atol=1e-14)
 
 
 CASES = [
@@ -161,6 +183,11 @@ CASES = [
     ("ttm", {}, ref_ttm),
     ("wttm", {}, lambda s, t, y: ref_ttm(s, t, y, weighted=True)),
     ("ats", {}, ref_ats),
+    (
+        "ats",
+        {"tau_student": 3.0},
+        lambda s, t, y: ref_ats(s, t, y, tau_student=3.0),
+    ),
 ]
 
 
@@ -181,9 +208,9 @@ def _torch_terms(name: str, hp: dict, epoch: int = 0, total: int = 100) -> dict[
 def test_golden_values(name: str, hp: dict, reference) -> None:
     ours = _torch_terms(name, hp, epoch=0)
     expected = reference(STUDENT, TEACHER, LABELS)
-    if name == "dkd":  # epoch 0 has a zero warm-up ramp; check a mid-warm-up epoch as well
+    if name == "dkd":  # the trainer's 0-based epoch 10 is mdistiller's epoch 11
         ours = _torch_terms(name, hp, epoch=10)
-        expected = ref_dkd(STUDENT, TEACHER, LABELS, epoch=10)
+        expected = ref_dkd(STUDENT, TEACHER, LABELS, epoch=11)
     assert set(ours) == set(expected)
     for key in expected:
         assert ours[key] == pytest.approx(float(expected[key]), rel=1e-9, abs=1e-12), key
@@ -247,6 +274,18 @@ def test_lr_target_is_a_distribution_leaning_on_the_label() -> None:
     teacher = torch.softmax(torch.tensor(TEACHER) / 4.0, -1)
     rows = torch.arange(4)
     assert (target[rows, LABELS] >= teacher[rows, LABELS]).all()
+
+
+def test_dkd_warmup_follows_mdistillers_schedule_epoch_for_epoch() -> None:
+    # mdistiller: weight = min(epoch / warmup, 1) with epoch = 1, 2, ... — written out by hand
+    # for warmup = 4: the first epoch already distils at 1/4.
+    expected = [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    full = _torch_terms("dkd", {"warmup": 0})
+    for trainer_epoch, weight in enumerate(expected):  # the trainer counts from 0
+        terms = _torch_terms("dkd", {"warmup": 4}, epoch=trainer_epoch)
+        assert terms["tckd"] == pytest.approx(weight * full["tckd"], rel=1e-12)
+        assert terms["nckd"] == pytest.approx(weight * full["nckd"], rel=1e-12)
+        assert terms["ce"] == pytest.approx(full["ce"], rel=1e-12)
 
 
 def test_power_divergence_combines_with_dkd() -> None:

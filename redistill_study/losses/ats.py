@@ -1,7 +1,10 @@
 """`ats` (Li et al. 2022, asymmetric temperature scaling).
 
 The teacher's softmax divides the true class's logit by τ_true and every other logit by
-τ_rest; the student is softened by τ_rest. Loss: w_ce·CE + w_kd·τ_rest²·D(p_t^ATS‖q).
+τ_rest; the student has its own temperature τ_s (1.0, as in the authors' grid, where it is
+``s_tau``). Loss: w_ce·CE + w_kd·τ_s²·D(p_t^ATS ‖ softmax(z_s/τ_s)). The authors write the soft
+term as a cross-entropy; it differs from the KL form by the teacher's entropy, a constant, so
+the gradients are the same.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class ATS(SoftTargetMethod):
     defaults: ClassVar[dict[str, Any]] = {
         "tau_true": 4.0,
         "tau_rest": 2.0,
+        "tau_student": 1.0,
         "w_ce": 0.1,
         "w_kd": 0.9,
         "lam": 0.0,
@@ -38,6 +42,7 @@ class ATS(SoftTargetMethod):
     domains = {
         "tau_true": TEMPERATURE_DOMAIN,
         "tau_rest": TEMPERATURE_DOMAIN,
+        "tau_student": TEMPERATURE_DOMAIN,
         "w_ce": WEIGHT_DOMAIN,
         "w_kd": WEIGHT_DOMAIN,
         "lam": LAM_DOMAIN,
@@ -46,7 +51,7 @@ class ATS(SoftTargetMethod):
 
     @property
     def temperature(self) -> float:
-        return float(self.hparams["tau_rest"])
+        return float(self.hparams["tau_student"])  # the student's softmax and the τ² factor
 
     def teacher_log_probs(
         self, teacher_logits: torch.Tensor, labels: torch.Tensor, context: Context

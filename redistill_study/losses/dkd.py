@@ -4,7 +4,8 @@ KD splits into a target-class part and a non-target part:
     KL(p‖q) = TCKD + (1 − p_target)·NCKD,
 with TCKD = KL(b^t‖b^s) on the binary (target, rest) distributions and NCKD the KL among the
 non-target classes, renormalised. DKD weights them freely (α·TCKD + β·NCKD, times T²) and
-ramps the distillation term in over ``warmup`` epochs. The non-target distributions are formed
+ramps the distillation term in over ``warmup`` epochs: weight min(e / warmup, 1) with e the
+1-based epoch, as mdistiller counts them (its first epoch already has weight 1 / warmup). The non-target distributions are formed
 by dropping the target column (no −1000 masking), and ``lam`` ≠ 0 replaces both KL terms by D_λ.
 """
 
@@ -84,7 +85,8 @@ class DKD(Method):
         s_bin, s_rest = binary_and_rest_log_probs(student_logits, labels, temperature)
         tckd = soft_divergence(t_bin, s_bin, lam).mean() * temperature**2
         nckd = soft_divergence(t_rest, s_rest, lam).mean() * temperature**2
-        ramp = min(context.epoch / h["warmup"], 1.0) if h["warmup"] > 0 else 1.0
+        # Context.epoch is 0-based; mdistiller's schedule uses the 1-based epoch.
+        ramp = min((context.epoch + 1) / h["warmup"], 1.0) if h["warmup"] > 0 else 1.0
         return {
             "ce": h["w_ce"] * cross_entropy(student_logits, labels),
             "tckd": ramp * h["alpha"] * tckd,
