@@ -5,8 +5,9 @@ KD splits into a target-class part and a non-target part:
 with TCKD = KL(b^t‖b^s) on the binary (target, rest) distributions and NCKD the KL among the
 non-target classes, renormalised. DKD weights them freely (α·TCKD + β·NCKD, times T²) and
 ramps the distillation term in over ``warmup`` epochs: weight min(e / warmup, 1) with e the
-1-based epoch, as mdistiller counts them (its first epoch already has weight 1 / warmup). The non-target distributions are formed
-by dropping the target column (no −1000 masking), and ``lam`` ≠ 0 replaces both KL terms by D_λ.
+1-based epoch, as mdistiller counts them (its first epoch already has weight 1 / warmup). The
+non-target distributions are formed by dropping the target column (no −1000 masking), and
+``lam`` ≠ 0 replaces both KL terms by D_λ.
 """
 
 from __future__ import annotations
