@@ -1,4 +1,4 @@
-"""Command line: ``redistill-study run|validate|methods|models|bench``.
+"""Command line: ``redistill-study run|init|report|design|validate|methods|models|bench``.
 
 Bad input is one line on stderr and exit code 2, never a traceback.
 """
@@ -6,9 +6,11 @@ Bad input is one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import UserError, redact_url
 
@@ -19,8 +21,12 @@ def _study_path(value: str | None) -> Path:
     return Path(value) if value else default_study_path()
 
 
-def _options(args: argparse.Namespace, path: Path, output: Path, **extra: object):
-    """RunOptions from the flags every store-opening command shares (--storage, --tracking-uri)."""
+def _output(args: argparse.Namespace, config: Any) -> Path:
+    return Path(args.output) if args.output else Path.cwd() / config.name
+
+
+def _options(args: argparse.Namespace, path: Path, output: Path, **extra: Any):
+    """RunOptions from the options every store-opening command shares."""
     from .study import RunOptions
 
     cache_dir = getattr(args, "cache_dir", None)
@@ -34,13 +40,25 @@ def _options(args: argparse.Namespace, path: Path, output: Path, **extra: object
     )
 
 
+def _summarise(results: Any, output: Path, config: Any) -> tuple[Any, dict[str, Any]]:
+    from .analysis.summary import build_report, write_outputs
+
+    report = build_report(results)
+    meta = (
+        f"study {config.name} · {config.dataset.name} · {len(config.pairs)} pairs · "
+        f"{report.study.get('units')} units · {config.seeds} seeds"
+    )
+    return report, write_outputs(report, output, meta)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from .analysis.summary import report_text
     from .config import load_study
     from .study import Interrupted, StudyRunner
 
     path = _study_path(args.study)
     config = load_study(path)
-    output = Path(args.output) if args.output else Path.cwd() / config.name
+    output = _output(args, config)
     if args.workers > 1:
         return _run_workers(args, config, path, output)
     options = _options(
@@ -51,58 +69,98 @@ def cmd_run(args: argparse.Namespace) -> int:
         device=args.device,
         quiet=args.quiet,
         worker_label=args.worker_label or "",
-        summary=not args.no_summary,
     )
     runner = StudyRunner(config, options)
     if not args.quiet:
         print(f"study {config.name!r} from {path} → {output}")
     try:
-        runner.run()
+        with runner.session():
+            runner.work()
+            if args.no_summary:
+                return 0
+            elapsed = _elapsed(runner)
+            report, written = _summarise(runner.results(), output, config)
+            runner.attach(
+                {"elapsed_seconds": elapsed, "trials_trained": runner.trained},
+                [written["csv"]],
+                written["dashboard"].parent,
+            )
     except (KeyboardInterrupt, Interrupted):
         print(
             "interrupted: in-flight trials were re-queued; rerun the same command to resume",
             file=sys.stderr,
         )
         return 130
+    print(f"\n{report_text(report)}")
+    print(f"\nsummary: {written['csv']}")
+    print(f"dashboard: {written['dashboard']}")
+    print(f"trained {runner.trained} trial(s) in {elapsed:.1f} s")
+    assert runner.tracker is not None
+    print(f"open the runs: {runner.tracker.ui_command()}")
     return 0
 
 
-def _run_workers(args: argparse.Namespace, config, path: Path, output: Path) -> int:
+def _elapsed(runner: Any) -> float:
+    import time
+
+    return time.perf_counter() - runner.started
+
+
+def _run_workers(args: argparse.Namespace, config: Any, path: Path, output: Path) -> int:
     from .study import StudyRunner
     from .study.workers import launch_workers
 
     # Create the stores once, before the workers race to.
-    options = _options(args, path, output, quiet=True)
-    StudyRunner(config, options).open_stores()
-    forwarded = ["--output", str(output)]
-    for flag, value in (
-        ("--storage", args.storage),
-        ("--tracking-uri", args.tracking_uri),
-        ("--cache-dir", args.cache_dir),
-        ("--cohort-size", args.cohort_size),
-        ("--device", args.device),
-    ):
-        if value is not None:
-            forwarded += [flag, str(value)]
-    if args.quiet:
-        forwarded.append("--quiet")
+    StudyRunner(config, _options(args, path, output, quiet=True)).init()
+    forwarded = _without_workers(args.argv)
+    if "--output" not in forwarded:
+        forwarded += ["--output", str(output)]
     print(f"study {config.name!r}: {args.workers} workers → {output}")
-    code = launch_workers(args.workers, path, forwarded, args.device)
+    code = launch_workers(args.workers, forwarded, args.device)
     if code != 0:
         print(
             f"a worker exited with code {code}; rerun the same command to resume", file=sys.stderr
         )
         return code
-    # Every trial is done: this pass trains nothing and prints the summary.
-    final = _options(args, path, output, quiet=True, device=args.device)
-    StudyRunner(config, final).run()
+    return _report(args, config, path, output)
+
+
+def _without_workers(argv: list[str]) -> list[str]:
+    """The user's own ``run`` arguments, minus ``--workers N``."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+            continue
+        if item == "--workers":
+            skip = True
+            continue
+        if item.startswith("--workers="):
+            continue
+        out.append(item)
+    return out
+
+
+def _report(args: argparse.Namespace, config: Any, path: Path, output: Path) -> int:
+    from .analysis.summary import markdown_summary, report_text
+    from .study import build_plan, read_results
+    from .study.storage import open_storage_readonly, sqlite_url
+
+    url = args.storage or sqlite_url(output / "optuna.db")
+    storage = open_storage_readonly(url)
+    results = read_results(storage, build_plan(config))
+    report, written = _summarise(results, output, config)
+    if getattr(args, "markdown", False):
+        print(markdown_summary(report))
+        return 0
+    print(report_text(report))
+    print(f"\nsummary: {written['csv']}")
+    print(f"dashboard: {written['dashboard']}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .analysis.summary import write_dashboard
     from .config import load_study
-    from .study import StudyRunner
 
     if args.study:
         path = Path(args.study)
@@ -111,16 +169,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         path = _study_path(None)
     config = load_study(path, check_files=False)
-    output = Path(args.output) if args.output else Path.cwd() / config.name
+    output = _output(args, config)
     if not (args.storage or (output / "optuna.db").is_file()):
         raise UserError(f"{output}: no study results here (no optuna.db); run the study first")
-    options = _options(args, path, output, quiet=True)
-    runner = StudyRunner(config, options)
-    runner.open_stores()
-    index, verdict = write_dashboard(runner)
-    print(f"verdict: {verdict.text}")
-    print(f"dashboard: {index}")
-    return 0
+    return _report(args, config, path, output)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -129,15 +181,75 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     path = _study_path(args.study)
     config = load_study(path, check_files=False)
-    output = Path(args.output) if args.output else Path.cwd() / config.name
-    options = _options(args, path, output, quiet=True)
-    runner = StudyRunner(config, options)
-    runner.open_stores()
-    for unit in runner.plan.first_units():
-        runner.ensure_planned(unit)
+    options = _options(args, path, _output(args, config), quiet=True)
+    StudyRunner(config, options).init()
     print(
         f"stores ready for study {config.name!r}: {redact_url(options.resolved_storage())}, "
         f"{redact_url(options.resolved_tracking())}"
+    )
+    return 0
+
+
+def cmd_design(args: argparse.Namespace) -> int:
+    from .analysis.design import Design, estimate_spreads, power_report
+    from .config import load_study
+    from .study import build_plan, read_results
+    from .study.storage import open_storage_readonly, sqlite_url
+
+    path = _study_path(args.study)
+    config = load_study(path, check_files=False)
+    plan = build_plan(config)
+    units = plan.units_of_generalisation()
+    design = Design(
+        units=units,
+        noises=tuple(plan.noise_labels),
+        seeds=len(plan.seeds),
+        fixed_arms=max(len(plan.arms.fixed), 1),
+        margin=plan.margin,
+        alpha=config.verdict.alpha,
+        pairs_per_unit=len(config.pairs) / units,
+    )
+    seed_sd, pair_sd, source = plan.margin, plan.margin / 2, "assumed"
+    if args.from_output:
+        output = Path(args.from_output)
+        if not (output / "optuna.db").is_file() and not args.storage:
+            raise UserError(f"{output}: no study results here (no optuna.db)")
+        storage = open_storage_readonly(args.storage or sqlite_url(output / "optuna.db"))
+        results = read_results(storage, plan)
+        fixed = plan.arms.fixed[0] if plan.arms.fixed else None
+        spreads = fixed and estimate_spreads(
+            results.evaluations,
+            fixed=fixed,
+            searched=plan.arms.searched,
+            reference=plan.arms.reference,
+            seeds=plan.seeds,
+        )
+        if not spreads:
+            raise UserError(f"{output}: not enough finished evaluation runs to estimate spreads")
+        seed_sd, pair_sd, source = (
+            spreads["seed_sd"],
+            spreads["pair_sd"],
+            f"estimated from {output}",
+        )
+    seed_sd = args.seed_sd if args.seed_sd is not None else seed_sd
+    pair_sd = args.pair_sd if args.pair_sd is not None else pair_sd
+    report = power_report(design, seed_sd=seed_sd, pair_sd=pair_sd, sims=args.sims)
+    if args.json:
+        print(json.dumps({**report, "spreads": source}, sort_keys=True))
+        return 0
+    needed = report["pairs_for_80"]
+    print(
+        f"{path}: {units} unit(s) of generalisation ({len(config.pairs)} pairs), "
+        f"{len(plan.noise_labels)} noise setting(s), {len(plan.seeds)} seeds, margin "
+        f"δ = {100 * plan.margin:.2f} points, α = {config.verdict.alpha}, "
+        f"{design.fixed_arms} fixed arm(s)\n"
+        f"spreads ({source}): run-to-run sd {100 * seed_sd:.2f} points, between-unit sd of "
+        f"the regret {100 * pair_sd:.2f} points\n"
+        f"P(holds) when the claim is exactly true: {report['power']:.3f}\n"
+        f"P(holds) with the regret at the margin (size, ≤ α): {report['size']:.3f}\n"
+        f"P(does not hold) with the regret at 3 × margin: {report['fails_at_3x']:.3f}\n"
+        f"units for 80 % power: {needed if needed is not None else 'more than 2048'}\n"
+        f"({report['sims']} simulated studies per figure, through the verdict's own rule)"
     )
     return 0
 
@@ -151,8 +263,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     plan = build_plan(config)
     slots = sum(len(plan.slots(u)) for u in plan.all_units())
     print(
-        f"{path}: ok — {len(config.pairs)} pair(s), {len(plan.cells)} cell(s), "
-        f"{len(config.methods)} method(s), up to {slots} trials"
+        f"{path}: ok — {len(config.pairs)} pair(s) ({plan.units_of_generalisation()} distinct "
+        f"teachers), {len(plan.cells)} cell(s), {len(config.methods)} method(s), up to {slots} "
+        "trials"
     )
     return 0
 
@@ -160,10 +273,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_methods(args: argparse.Namespace) -> int:
     from .losses import get_method, list_methods
 
-    for name in list_methods(args.pattern):
+    names = list_methods(args.pattern)
+    if not names:
+        raise UserError(f"no method matches {args.pattern!r} (see `redistill-study methods`)")
+    for name in names:
         cls = get_method(name)
         mode = "tuned" if cls.tuned_by_default else "fixed"
-        print(f"{name:<16} [{mode}] {cls.summary}")
+        print(f"{name:<24} [{mode}] {cls.summary}")
         defaults = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in cls.defaults.items()
         )
@@ -180,9 +296,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not names:
         raise UserError(f"no built-in model matches {args.pattern!r}")
     for name in names:
-        classes = 10 if model_family(name) == "digits" else 100
+        classes = 100 if model_family(name) == "cifar" else 10
         params = count_parameters(create_model(name, num_classes=classes))
-        print(f"{name:<20} {params / 1e6:8.3f} M params  ({model_family(name)}, {classes} classes)")
+        print(f"{name:<22} {params / 1e6:8.3f} M params  ({model_family(name)}, {classes} classes)")
     print("also: timm:<name> and torchvision:<name> for any model of those libraries")
     return 0
 
@@ -200,12 +316,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a study (default: the embedded CPU-quick study)")
-    run.add_argument("study", nargs="?", help="study YAML (default: studies/default.yaml)")
-    run.add_argument("--output", help="output folder (default: ./<study name>)")
-    run.add_argument("--storage", help="Optuna storage URL (default: sqlite:///<output>/optuna.db)")
-    run.add_argument(
+    stores = argparse.ArgumentParser(add_help=False)
+    stores.add_argument("--output", help="the study's output folder (default: ./<study name>)")
+    stores.add_argument(
+        "--storage", help="Optuna storage URL (default: sqlite:///<output>/optuna.db)"
+    )
+    stores.add_argument(
         "--tracking-uri", help="MLflow tracking URI (default: sqlite:///<output>/mlflow.db)"
+    )
+    study_arg = argparse.ArgumentParser(add_help=False)
+    study_arg.add_argument(
+        "study", nargs="?", help="study YAML (default: the embedded studies/default.yaml)"
+    )
+
+    run = sub.add_parser(
+        "run",
+        parents=[study_arg, stores],
+        help="run a study (default: the embedded CPU-quick study)",
     )
     run.add_argument("--cache-dir", help="teacher cache folder (default: <output>/cache)")
     run.add_argument("--cohort-size", type=int, help="students trained together per teacher pass")
@@ -221,24 +348,41 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
 
-    report = sub.add_parser("report", help="render the verdict dashboard of a study")
-    report.add_argument("study", nargs="?", help="study YAML (or give --output)")
-    report.add_argument("--output", help="the study's output folder")
-    report.add_argument("--storage")
-    report.add_argument("--tracking-uri")
+    report = sub.add_parser(
+        "report",
+        parents=[study_arg, stores],
+        help="the verdict, table and dashboard of a study, read from its stores (read-only)",
+    )
+    report.add_argument(
+        "--markdown", action="store_true", help="print the README block (table and verdict)"
+    )
     report.set_defaults(func=cmd_report)
 
     init = sub.add_parser(
-        "init", help="create a study's stores and queue its trials once, before many workers start"
+        "init",
+        parents=[study_arg, stores],
+        help="create a study's stores and queue its trials once, before many workers start",
     )
-    init.add_argument("study", nargs="?")
-    init.add_argument("--output")
-    init.add_argument("--storage")
-    init.add_argument("--tracking-uri")
     init.set_defaults(func=cmd_init)
 
-    validate = sub.add_parser("validate", help="check a study config without running it")
-    validate.add_argument("study", nargs="?")
+    design = sub.add_parser(
+        "design",
+        parents=[study_arg],
+        help="power calculator: the study's design through the verdict's rule, by simulation",
+    )
+    design.add_argument("--seed-sd", type=float, help="run-to-run sd of test top-1 (fraction)")
+    design.add_argument(
+        "--pair-sd", type=float, help="between-unit sd of the regret and deficit (fraction)"
+    )
+    design.add_argument("--from-output", help="estimate both spreads from a finished study")
+    design.add_argument("--storage", help="that study's Optuna storage URL, if not SQLite")
+    design.add_argument("--sims", type=int, default=2000, help="simulated studies per figure")
+    design.add_argument("--json", action="store_true", help="print the figures as JSON")
+    design.set_defaults(func=cmd_design)
+
+    validate = sub.add_parser(
+        "validate", parents=[study_arg], help="check a study config without running it"
+    )
     validate.add_argument(
         "--skip-files",
         action="store_true",
@@ -247,16 +391,16 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(func=cmd_validate)
 
     methods = sub.add_parser("methods", help="list the distillation methods")
-    methods.add_argument("pattern", nargs="?")
+    methods.add_argument("pattern", nargs="?", help="shell-style filter, e.g. '*kd*'")
     methods.set_defaults(func=cmd_methods)
 
     models = sub.add_parser("models", help="list the built-in models with parameter counts")
-    models.add_argument("pattern", nargs="?")
+    models.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'fmnist_*'")
     models.set_defaults(func=cmd_models)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("what", choices=["losses", "throughput"])
-    bench.add_argument("--repeats", type=int, default=20)
+    bench.add_argument("what", choices=["losses", "throughput"], help="what to measure")
+    bench.add_argument("--repeats", type=int, default=20, help="timed rounds per figure")
     bench.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     bench.set_defaults(func=cmd_bench)
     return parser
@@ -264,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv[1:] if argv and argv[0] == args.command else argv
     try:
         return int(args.func(args))
     except UserError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,3 +50,53 @@ def tiny_study(**overrides: Any) -> dict[str, Any]:
 def write_yaml(path: Path, data: Any) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def study_records(
+    rng: np.random.Generator,
+    *,
+    pairs: int = 10,
+    noises: tuple[str, ...] = ("none", "noisy"),
+    seeds: int = 3,
+    regret: dict[str, float] | float = 0.0,
+    deficit: dict[str, float] | float = 0.0,
+    run_sd: float = 0.005,
+    pair_sd: float = 0.005,
+    diverge: float = 0.0,
+    fixed_arms: tuple[str, ...] = ("redistill",),
+    pairs_per_teacher: int = 1,
+) -> list[dict]:
+    """Evaluation records of a whole study with a known truth: a pair's runs share a per-seed
+    effect (same initialisation and batches for every arm), each run adds its own noise
+    ``run_sd``, and the regret and deficit vary between pairs with sd ``pair_sd``."""
+    records = []
+    for i in range(pairs):
+        teacher = f"t{i // pairs_per_teacher}"
+        for noise in noises:
+            r = regret[noise] if isinstance(regret, dict) else regret
+            d = deficit[noise] if isinstance(deficit, dict) else deficit
+            base = 0.85 + 0.03 * rng.standard_normal()
+            effects = {"redistill_tuned": r, "kd": d}
+            pair_effect = {arm: effects[arm] + pair_sd * rng.standard_normal() for arm in effects}
+            for s in range(seeds):
+                shared = 0.01 * rng.standard_normal()  # the same for every arm of this seed
+                runs = {arm: base + shared for arm in fixed_arms}
+                runs.update({arm: base + shared + pair_effect[arm] for arm in effects})
+                for arm, acc in runs.items():
+                    status = "complete"
+                    if arm in fixed_arms and rng.random() < diverge:
+                        status = "diverged"
+                    records.append(
+                        {
+                            "pair": f"p{i}",
+                            "teacher": teacher,
+                            "noise": noise,
+                            "method": arm,
+                            "phase": "final" if arm == "redistill_tuned" else "seeds",
+                            "seed": s,
+                            "test/top1": acc + run_sd * rng.standard_normal(),
+                            "status": status,
+                            "classes": 10,
+                        }
+                    )
+    return records

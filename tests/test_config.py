@@ -56,6 +56,28 @@ def test_unknown_key_with_suggestion_and_line(tmp_path: Path, capsys) -> None:
             "fractions",
         ),
         (lambda d: d.update(pairs=[]), "pairs", "at least 1"),
+        (
+            lambda d: d.update(verdict={"fixed": ["redistill_tuned"]}),
+            "verdict.fixed[0]",
+            "a fixed arm needs tune: false",
+        ),
+        (
+            lambda d: d.update(verdict={"searched": "kd"}),
+            "verdict.searched",
+            "does not search λ",
+        ),
+        (
+            lambda d: d.update(verdict={"reference": "kdd"}),
+            "verdict.reference",
+            "did you mean 'kd'",
+        ),
+        (lambda d: d.update(verdict={"margin": 2}), "verdict.margin", "less than 1"),
+        (lambda d: d.update(tuning={"seed": 1}), "tuning.seed", "evaluation seeds"),
+        (
+            lambda d: d["methods"].append({"name": "kd_t2", "method": "kdx"}),
+            "methods[4].method",
+            "unknown method",
+        ),
         (lambda d: d.pop("methods"), "methods", "required"),
     ],
 )
@@ -121,3 +143,23 @@ def test_bad_model_args_are_caught_by_validation(tmp_path: Path, capsys) -> None
     path = write_yaml(tmp_path / "args.yaml", data)
     assert main(["validate", str(path)]) == 2
     assert "pairs[0].student.args" in capsys.readouterr().err
+
+
+def test_arms_by_role_and_aliases(tmp_path: Path) -> None:
+    from redistill_study.study import build_plan
+
+    data = tiny_study()
+    # A second *fixed* arm called redistill_tuned searches nothing: no searched arm by default.
+    data["methods"] = [
+        {"name": "kd"},
+        {"name": "redistill"},
+        {"name": "redistill_tuned", "tune": False, "params": {"lam": -1.6667}},
+        {"name": "kd_t2", "method": "kd", "params": {"T": 2.0}},
+    ]
+    plan = build_plan(load_study(write_yaml(tmp_path / "roles.yaml", data)))
+    assert plan.arms.searched is None and plan.arms.fixed == ("redistill",)
+    assert plan.method("kd_t2").cls.name == "kd" and plan.method("kd_t2").hparams()["T"] == 2.0
+    # The defaults when the study has every arm, and the search seed apart from evaluation.
+    plan = build_plan(load_study(REPO / "studies" / "default.yaml"))
+    assert plan.arms.reference == "kd" and plan.arms.searched == "redistill_tuned"
+    assert plan.tuning_seed not in plan.seeds

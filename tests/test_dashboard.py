@@ -7,11 +7,12 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from redistill_study.analysis.report import render_dashboard
-from redistill_study.analysis.verdict import build_verdict
+from redistill_study.analysis.summary import build_report
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -27,26 +28,38 @@ FLAGS = [
 ]
 
 
-def _records() -> tuple[list[dict], list[dict]]:
+def _results() -> SimpleNamespace:
     evaluations, searches = [], []
-    for pair, base in (("A", 0.80), ("B", 0.70)):
-        for noise, drop in (("none", 0.0), ("cw=0.3", 0.05)):
+    for pair, base in (("A", 0.80), ("B", 0.70), ("C", 0.75), ("D", 0.78)):
+        for noise, kind, level, drop in (
+            ("none", "none", 0.0, 0.0),
+            ("confident_wrong=0.3", "confident_wrong", 0.3, 0.05),
+        ):
             for seed in range(3):
                 for method, phase, delta in (
                     ("kd", "seeds", 0.0),
                     ("redistill", "seeds", 0.004),
+                    ("redistill_student_first", "seeds", 0.001),
                     ("redistill_tuned", "final", 0.006),
                     ("redistill_tuned", "transfer", 0.002),
                     ("ce", "seeds", -0.02),
                 ):
+                    diverged = pair == "D" and method == "redistill" and seed == 2
                     evaluations.append(
                         {
                             "pair": pair,
+                            "teacher": f"t-{pair}",
                             "noise": noise,
+                            "noise.kind": kind,
+                            "noise.level": level,
                             "method": method,
                             "phase": phase,
                             "seed": seed,
-                            "test/top1": base - drop + delta + 0.003 * seed,
+                            "status": "diverged" if diverged else "complete",
+                            "reason": "epoch 1: non-finite loss" if diverged else "",
+                            "classes": 10,
+                            "test/top1": 0.1 if diverged else base - drop + delta + 0.003 * seed,
+                            "teacher/noisy_top1": 0.9 - drop,
                         }
                     )
             for lam in (-1.5, -0.5, 0.3, 0.9, 1.3):
@@ -56,10 +69,20 @@ def _records() -> tuple[list[dict], list[dict]]:
                         "noise": noise,
                         "method": "redistill_tuned",
                         "lam": lam,
-                        "val_top1": base - drop - 0.01 * (lam - 0.4) ** 2,
+                        "value": base - drop - 0.01 * (lam - 0.4) ** 2,
                     }
                 )
-    return evaluations, searches
+    study = {
+        "name": "dashboard-test",
+        "noise_order": ["none", "confident_wrong=0.3"],
+        "margin": 0.01,
+        "alpha": 0.05,
+        "fixed": ["redistill", "redistill_student_first"],
+        "searched": "redistill_tuned",
+        "reference": "kd",
+        "seeds": [0, 1, 2],
+    }
+    return SimpleNamespace(evaluations=evaluations, searches=searches, pending=0, study=study)
 
 
 def _chromium(*args: str) -> subprocess.CompletedProcess:
@@ -81,13 +104,9 @@ def _chromium(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
 def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
-    evaluations, searches = _records()
+    report = build_report(_results())
     index, files = render_dashboard(
-        build_verdict(evaluations, searches),
-        tmp_path / "dashboard",
-        "Dashboard test",
-        ["none", "cw=0.3"],
-        "constructed data",
+        report, tmp_path / "dashboard", "Dashboard test", "constructed data"
     )
     assert any(f.suffix == ".svg" for f in files) and any(f.suffix == ".csv" for f in files)
     page = index.read_text()
@@ -105,16 +124,24 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
     assert 'data-figures="ok"' in dom.stdout
     views = re.findall(r'<figure data-view="([^"]+)" data-elements="(\d+)"', dom.stdout)
     expected = {
+        "verdict",
+        "estimates",
         "accuracy-vs-noise",
         "lambda-curves",
         "optimal-lambda",
+        "vs-fixed",
         "transfer-regret",
-        "fixed-lambda-regret",
-        "tests",
+        "noise-slopes",
         "cells",
     }
     assert {v for v, _ in views} == expected
     assert all(int(n) > 0 for _, n in views)
+    # The forest plot: one per fixed arm and noise setting, with the margin and pooled rows.
+    forests = re.findall(r'data-figure="(verdict-[^"]+)"', dom.stdout)
+    assert len(forests) == 4
+    assert "δ = 1.00" in dom.stdout and "mean over 4 units" in dom.stdout
+    # A diverged run is shown with its count and reason, never as a bare gap.
+    assert "1 of 3 diverged" in dom.stdout and "non-finite loss" in dom.stdout
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
     result = _chromium("--window-size=1280,4000", "--hide-scrollbars", f"--screenshot={shot}", url)

@@ -167,7 +167,11 @@ def test_tiny_cifar_study_with_zoo_teacher_and_timm_student(
     assert main(["run", str(config), "--output", str(out), "--quiet"]) == 0
     assert "resnet8-timm" in capsys.readouterr().out
     storage = f"sqlite:///{out / 'optuna.db'}"
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    names = [
+        s.study_name
+        for s in optuna.get_all_study_summaries(storage)
+        if not s.study_name.endswith("/_protocol")
+    ]
     assert len(names) == 2
     for name in names:
         trials = optuna.load_study(study_name=name, storage=storage).trials

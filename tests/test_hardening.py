@@ -4,6 +4,7 @@ study; Ctrl-C loses nothing."""
 from __future__ import annotations
 
 import copy
+import csv
 import hashlib
 import signal
 import subprocess
@@ -184,13 +185,21 @@ def test_nan_fails_that_trial_and_the_study_completes(tmp_path: Path, exploding_
         trials = optuna.load_study(study_name=s.study_name, storage=storage).trials
         states[s.study_name.split("/")[-2]] = trials
     assert all(t.state == TrialState.COMPLETE for t in states["kd"])
+    # The run ends with its reason, scores chance (1/10) and is counted, never dropped.
     failed = states["test_nan_kd"]
-    assert failed and all(t.state == TrialState.FAIL for t in failed)
+    assert failed and all(t.state == TrialState.COMPLETE and t.value == 0.1 for t in failed)
+    assert all(t.user_attrs["status"] == "diverged" for t in failed)
     assert all("epoch 2: non-finite loss" in t.user_attrs["fail_reason"] for t in failed)
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     run = client.get_run(failed[0].user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED" and "non-finite" in run.data.tags["fail_reason"]
-    assert (out / "summary.csv").is_file()
+    with open(out / "summary.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert (
+        rows["test_nan_kd"]["diverged"] == "1"
+        and float(rows["test_nan_kd"]["test_top1_mean"]) == 0.1
+    )
+    assert "non-finite" in rows["test_nan_kd"]["first_reason"]
 
 
 @pytest.mark.slow

@@ -58,6 +58,15 @@ def ref_kd(s, t, y, T=4.0, w_ce=0.1, w_kd=0.9, lam=0.0):
     }
 
 
+def ref_student_first(s, t, y, T=4.0, w_ce=0.1, w_kd=0.9):
+    """D_{2/3} with the *student* distribution first: D_{2/3}(q‖p), straight from the formula."""
+    q, p = softmax(s, T), softmax(t, T)
+    return {
+        "ce": w_ce * ce(s, y).mean(),
+        "kd": w_kd * T**2 * pd(q, p, 2 / 3).mean(),
+    }
+
+
 def ref_dkd(s, t, y, alpha=1.0, beta=8.0, T=4.0, warmup=20, w_ce=1.0, lam=0.0, epoch=1):
     """``epoch`` is mdistiller's 1-based epoch number (its training loop starts at 1)."""
     ps, pt = softmax(s, T), softmax(t, T)
@@ -169,6 +178,7 @@ CASES = [
     ),
     ("redistill", {}, lambda s, t, y: ref_kd(s, t, y, lam=2 / 3)),
     ("redistill_tuned", {"lam": -1.5}, lambda s, t, y: ref_kd(s, t, y, lam=-1.5)),
+    ("redistill_student_first", {}, lambda s, t, y: ref_student_first(s, t, y)),
     ("dkd", {}, ref_dkd),
     ("lskd", {}, ref_lskd),
     ("wsl", {}, ref_wsl),

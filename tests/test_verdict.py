@@ -1,126 +1,241 @@
-"""The verdict's statistics on constructed inputs with known answers, and the transfer choice."""
+"""The verdict's operating characteristics, checked by simulation on records whose truth we set.
+
+The generator below is written for the tests, independently of the power calculator: a pair's
+runs share a per-seed effect (same initialisation and batches for every arm), each run adds its
+own noise σ, and the regret and deficit vary between pairs with sd τ. A rule that treats seeds
+or cells as independent units is run through the same checks and must fail them.
+"""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import optuna
 import pytest
-from optuna.trial import TrialState
+import scipy.stats
+from helpers import study_records
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import DescrStatsW
 
-from redistill_study.analysis.verdict import (
-    bootstrap_ci,
-    build_verdict,
-    cell_table,
-    comparisons,
-    fixed_lambda_regrets,
-    paired_wilcoxon,
-    transfer_regrets,
+from redistill_study.analysis.statistics import holm_adjusted, holm_reject, t_bounds
+from redistill_study.analysis.verdict import FAILS, HOLDS, OPEN, decide
+
+MARGIN = 0.01
+ALPHA = 0.05
+
+
+def outcome_shares(sims: int, seed: int = 0, **kwargs) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    outcomes = [decide(study_records(rng, **kwargs), margin=MARGIN).outcome for _ in range(sims)]
+    return {o: outcomes.count(o) / sims for o in (HOLDS, FAILS, OPEN)}
+
+
+def slack(p: float, sims: int) -> float:
+    return 3 * math.sqrt(p * (1 - p) / sims)
+
+
+# --- calibration ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pair_sd", [0.0, MARGIN])
+def test_size_at_the_margin_is_at_most_alpha(pair_sd: float) -> None:
+    sims = 600
+    shares = outcome_shares(
+        sims,
+        pairs=8,
+        noises=("none",),
+        regret=MARGIN,
+        deficit=-20 * MARGIN,  # far inside: only the regret can stop "holds"
+        pair_sd=pair_sd,
+    )
+    assert shares[HOLDS] <= ALPHA + slack(ALPHA, sims)
+    # ...and it is not trivially conservative: close to α, as a calibrated test is.
+    assert shares[HOLDS] >= ALPHA - slack(ALPHA, sims)
+
+
+def test_power_with_ten_pairs_when_the_claim_is_exactly_true() -> None:
+    shares = outcome_shares(200, pairs=10, regret=0.0, deficit=0.0)
+    assert shares[HOLDS] >= 0.8
+
+
+@pytest.mark.parametrize(
+    "truth",
+    [
+        {"regret": 3 * MARGIN},
+        {"deficit": 3 * MARGIN},
+        {"regret": {"none": 0.0, "noisy": 3 * MARGIN}},  # fails under noise only
+        {"diverge": 0.2},  # the fixed arm diverges in some seeds: scored at chance
+    ],
+    ids=["regret-3x", "deficit-3x", "noise-only", "diverges"],
 )
-from redistill_study.study.transfer import best_trial, pick_transferred
+def test_never_holds_when_the_claim_is_clearly_false(truth: dict) -> None:
+    shares = outcome_shares(100, pairs=10, **truth)
+    assert shares[HOLDS] == 0.0
+    assert shares[FAILS] >= (0.5 if "diverge" in truth else 0.8)
 
 
-def _records(method: str, phase: str, accs: dict[tuple[str, str], list[float]]) -> list[dict]:
-    return [
-        {"pair": p, "noise": n, "method": method, "phase": phase, "seed": s, "test/top1": a}
-        for (p, n), values in accs.items()
-        for s, a in enumerate(values)
-    ]
+def test_pairs_sharing_a_teacher_count_once() -> None:
+    rng = np.random.default_rng(3)
+    records = study_records(rng, pairs=8, pairs_per_teacher=2)
+    decision = decide(records, margin=MARGIN)
+    assert decision.unit_kind == "teachers"
+    estimate = decision.arms["redistill"].per_noise[0].estimates["regret"]
+    assert (estimate.units, estimate.pairs) == (4, 8)
 
 
-CELLS = [("A", "none"), ("B", "none"), ("A", "cw=0.3"), ("B", "cw=0.3")]
+def _naive_holds(records: list[dict]) -> bool:
+    """Seeds as independent units: a t bound over every (pair, seed) difference."""
+    by = {(r["noise"], r["pair"], r["seed"], r["method"]): r["test/top1"] for r in records}
+    for noise in {r["noise"] for r in records}:
+        for other in ("redistill_tuned", "kd"):
+            diffs = [
+                by[(n, p, s, other)] - by[(n, p, s, "redistill")]
+                for (n, p, s, m) in by
+                if n == noise and m == "redistill"
+            ]
+            if not t_bounds(np.array(diffs), MARGIN, ALPHA).upper < MARGIN:
+                return False
+    return True
 
 
-def test_bootstrap_interval_covers_the_mean_and_is_seeded() -> None:
-    rng = np.random.default_rng(0)
-    data = rng.normal(0.7, 0.02, size=40)
-    lo, hi = bootstrap_ci(data)
-    assert lo < data.mean() < hi and hi - lo < 0.03
-    assert bootstrap_ci(data) == (lo, hi)
-    assert bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)
-    assert all(math.isnan(x) for x in bootstrap_ci([]))
+def test_a_rule_treating_seeds_as_units_fails_the_size_check() -> None:
+    rng = np.random.default_rng(7)
+    sims = 300
+    kwargs = dict(pairs=8, noises=("none",), regret=MARGIN, deficit=-20 * MARGIN, pair_sd=MARGIN)
+    naive = np.mean([_naive_holds(study_records(rng, **kwargs)) for _ in range(sims)])
+    assert naive > ALPHA + slack(ALPHA, sims)  # anti-conservative once pairs differ
 
 
-def test_wilcoxon_planted_winner_and_ties() -> None:
-    a = [0.80 + 0.001 * i for i in range(12)]
-    b = [x - 0.02 - 0.0005 * i for i, x in enumerate(a)]  # a always wins
-    test = paired_wilcoxon(a, b)
-    assert test["p"] < 0.001 and test["median_diff"] > 0
-    assert paired_wilcoxon(a, a) == {"n": 12, "median_diff": 0.0, "statistic": 0.0, "p": 1.0}
+# --- the record-level contract ---------------------------------------------------------------
 
 
-def test_planted_fixed_lambda_regret() -> None:
-    fixed = _records("redistill", "seeds", {c: [0.70, 0.71, 0.72] for c in CELLS})
-    # Tuned λ is 0.5 points better in three cells (within one std = 1 point) and 5 points in one.
-    tuned_acc = {c: [0.705, 0.715, 0.725] for c in CELLS[:3]} | {CELLS[3]: [0.75, 0.76, 0.77]}
-    tuned = _records("redistill_tuned", "final", tuned_acc)
-    regrets = {(r["pair"], r["noise"]): r for r in fixed_lambda_regrets(fixed + tuned)}
-    assert regrets[CELLS[0]]["regret"] == pytest.approx(0.005)
-    assert regrets[CELLS[0]]["seed_std"] == pytest.approx(0.01)
-    assert regrets[CELLS[3]]["regret"] == pytest.approx(0.05)
-    assert [regrets[c]["within_one_std"] for c in CELLS] == [True, True, True, False]
-    kd = _records("kd", "seeds", {c: [0.69, 0.70, 0.71] for c in CELLS})
-    verdict = build_verdict(fixed + tuned + kd, [])
-    assert verdict.holds is False  # 3 of 4 < 80 %
-    assert "3 of 4 cells" in verdict.text and "DOES NOT HOLD" in verdict.text
-    by_noise = {r["noise"]: r for r in verdict.by_noise}
-    assert by_noise["none"]["within"] == 2 and by_noise["cw=0.3"]["within"] == 1
+def test_outcomes_per_fixed_arm_and_missing_arms_are_skipped() -> None:
+    rng = np.random.default_rng(11)
+    records = study_records(rng, fixed_arms=("redistill", "redistill_student_first"))
+    decision = decide(records, margin=MARGIN)
+    assert set(decision.outcomes) == {"redistill", "redistill_student_first"}
+    assert decision.primary == "redistill" and decision.outcome == decision.outcomes["redistill"]
+    # Two fixed arms: each bound at α/2.
+    assert decision.arms["redistill"].level == pytest.approx(ALPHA / 2)
+    only_one = [r for r in records if r["method"] != "redistill_student_first"]
+    assert set(decide(only_one, margin=MARGIN).outcomes) == {"redistill"}
 
 
-def test_verdict_holds_when_fixed_matches_tuned_and_beats_kd() -> None:
-    fixed = _records("redistill", "seeds", {c: [0.70, 0.71, 0.72] for c in CELLS})
-    tuned = _records("redistill_tuned", "final", {c: [0.70, 0.712, 0.72] for c in CELLS})
-    kd = _records("kd", "seeds", {c: [0.68, 0.69, 0.70] for c in CELLS})
-    verdict = build_verdict(fixed + tuned + kd, [])
-    assert verdict.holds is True and verdict.text.startswith("HOLDS")
-    kd_test = next(t for t in verdict.tests if t["against"] == "kd")
-    assert kd_test["median_diff"] == pytest.approx(0.02) and kd_test["n"] == 12
+def test_without_a_searched_arm_there_is_no_tuning_verdict() -> None:
+    rng = np.random.default_rng(5)
+    records = [r for r in study_records(rng) if r["method"] != "redistill_tuned"]
+    decision = decide(records, margin=MARGIN)
+    assert decision.outcome == OPEN
+    assert any("no tuning verdict" in n for n in decision.notes)
+    assert "no searched λ arm" in decision.arms["redistill"].summary
 
 
-def test_transfer_regret_and_comparisons_use_the_right_phases() -> None:
-    final = _records("dkd", "final", {("A", "none"): [0.80, 0.82], ("B", "none"): [0.70, 0.72]})
-    moved = _records("dkd", "transfer", {("A", "none"): [0.77, 0.79], ("B", "none"): [0.70, 0.72]})
-    fixed = _records(
-        "redistill", "seeds", {("A", "none"): [0.78, 0.80], ("B", "none"): [0.71, 0.73]}
-    )
-    rows = {(r["method"], r["pair"]): r["regret"] for r in transfer_regrets(final + moved + fixed)}
-    assert rows == {("dkd", "A"): pytest.approx(0.03), ("dkd", "B"): pytest.approx(0.0)}
-    against = {t["against"] for t in comparisons(final + moved + fixed)}
-    assert against == {"dkd", "dkd (transferred)"}
-    table = {(c["pair"], c["method"]): c for c in cell_table(final + moved)}
-    assert table[("A", "dkd (transferred)")]["mean"] == pytest.approx(0.78)
+def test_arms_are_taken_by_role_not_by_name() -> None:
+    # A second *fixed* arm that happens to be called redistill_tuned: nothing was searched.
+    rng = np.random.default_rng(2)
+    records = study_records(rng)
+    for r in records:
+        if r["method"] == "redistill_tuned":
+            r["phase"] = "seeds"
+    decision = decide(records, margin=MARGIN, searched=None)
+    assert decision.searched is None and decision.outcome == OPEN
+    # Declared as the searched arm, a method without a per-pair-tuned phase has nothing to offer.
+    declared = decide(records, margin=MARGIN)
+    assert declared.outcome == OPEN
+    assert declared.incomplete and all(c["quantity"] == "regret" for c in declared.incomplete)
 
 
-def test_optimal_lambda_and_curves_from_search_records() -> None:
-    searches = [
-        {"pair": "A", "noise": "none", "method": "redistill_tuned", "lam": lam, "val_top1": acc}
-        for lam, acc in [(-1.0, 0.6), (0.5, 0.72), (1.2, 0.65)]
-    ] + [{"pair": "A", "noise": "none", "method": "dkd", "lam": None, "val_top1": 0.9}]
-    verdict = build_verdict([], searches)
-    assert verdict.optimal_lambdas == [{"pair": "A", "noise": "none", "lam": 0.5, "val_top1": 0.72}]
-    assert verdict.lambda_curves == {"A / none": [(-1.0, 0.6), (0.5, 0.72), (1.2, 0.65)]}
-    assert verdict.holds is None and "No verdict yet" in verdict.text
-
-
-def _trial(number: int, value: float | None, state=TrialState.COMPLETE):
-    return (
-        optuna.trial.create_trial(
-            state=state,
-            value=value,
-            params={"lam": number / 10},
-            distributions={"lam": optuna.distributions.FloatDistribution(-2, 2)},
+def test_incomplete_cells_are_reported_and_kept_out() -> None:
+    rng = np.random.default_rng(9)
+    records = study_records(rng, pairs=6)
+    dropped = [
+        r
+        for r in records
+        if not (
+            r["pair"] == "p0" and r["noise"] == "noisy" and r["method"] == "kd" and r["seed"] == 2
         )
-        if state == TrialState.COMPLETE
-        else optuna.trial.create_trial(state=state)
+    ]
+    decision = decide(dropped, margin=MARGIN)
+    [cell] = decision.incomplete
+    assert (cell["pair"], cell["noise"], cell["quantity"]) == ("p0", "noisy", "deficit")
+    assert cell["missing"] == {"kd": [2]}
+    noisy = next(nd for nd in decision.arms["redistill"].per_noise if nd.noise == "noisy")
+    assert noisy.estimates["deficit"].units == 5 and noisy.estimates["regret"].units == 6
+    assert "incomplete" in decision.text
+
+
+def test_diverged_runs_count_at_chance() -> None:
+    base = {"teacher": "t", "noise": "none", "phase": "seeds", "classes": 10}
+    recs = []
+    for pair in ("a", "b"):
+        for s in (0, 1):
+            recs.append(
+                {
+                    **base,
+                    "pair": pair,
+                    "method": "redistill",
+                    "seed": s,
+                    "test/top1": float("nan") if s == 1 else 0.9,
+                    "status": "diverged" if s == 1 else "complete",
+                }
+            )
+            recs.append(
+                {
+                    **base,
+                    "pair": pair,
+                    "method": "kd",
+                    "seed": s,
+                    "test/top1": 0.9,
+                    "status": "complete",
+                }
+            )
+    decision = decide(recs, margin=MARGIN, searched=None)
+    est = decision.arms["redistill"].per_noise[0].estimates["deficit"]
+    assert est.mean == pytest.approx((0.0 + (0.9 - 0.1)) / 2)
+    assert [u.diverged for u in est.per_unit] == [2]  # one unit (shared teacher), two at chance
+
+
+def test_bounds_match_statsmodels_and_holm_matches_multipletests() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(0.004, 0.006, size=9)
+    ours = t_bounds(values, MARGIN, ALPHA)
+    stats = DescrStatsW(values)
+    low, high = stats.tconfint_mean(alpha=2 * ALPHA)  # its ends are the one-sided bounds
+    assert float(ours.lower) == pytest.approx(low) and float(ours.upper) == pytest.approx(high)
+    _, p_smaller = stats.ttest_mean(MARGIN, alternative="smaller")[:2]
+    _, p_larger = stats.ttest_mean(MARGIN, alternative="larger")[:2]
+    assert float(ours.p_below) == pytest.approx(p_smaller)
+    assert float(ours.p_above) == pytest.approx(p_larger)
+    family = rng.random((12, 6)) ** 3
+    family[rng.random(family.shape) < 0.2] = np.nan
+    for row, rejected, adjusted in zip(family, holm_reject(family, ALPHA), holm_adjusted(family)):
+        keep = ~np.isnan(row)
+        if keep.any():
+            reject_ref, adjusted_ref = multipletests(row[keep], alpha=ALPHA, method="holm")[:2]
+            assert np.array_equal(rejected[keep], reject_ref)
+            np.testing.assert_allclose(adjusted[keep], adjusted_ref)
+        assert not rejected[~keep].any()
+
+
+def test_unit_means_agree_with_a_mixed_model_on_a_balanced_design() -> None:
+    # METHOD.md §6: the t bound over unit means and a random-intercept model agree when the
+    # design is balanced. statsmodels' MixedLM is the independent check of the estimate and SE.
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for unit in range(12):  # in points: the optimiser works on well-scaled numbers
+        effect = 0.3 + 0.6 * rng.standard_normal()
+        for _seed in range(4):
+            rows.append({"unit": unit, "diff": effect + 0.5 * rng.standard_normal()})
+    frame = pd.DataFrame(rows)
+    fit = smf.mixedlm("diff ~ 1", frame, groups=frame["unit"]).fit(reml=True)
+    means = frame.groupby("unit")["diff"].mean().to_numpy()
+    ours = t_bounds(means, 100 * MARGIN, ALPHA)
+    assert float(ours.mean) == pytest.approx(fit.fe_params["Intercept"], rel=1e-6)
+    assert float(ours.se) == pytest.approx(fit.bse["Intercept"], rel=1e-3)
+    q = scipy.stats.t.ppf(1 - ALPHA, len(means) - 1)
+    assert float(ours.upper) == pytest.approx(
+        fit.fe_params["Intercept"] + q * fit.bse["Intercept"], rel=1e-3
     )
-
-
-def test_transfer_picks_the_best_ranked_setting_of_other_pairs_only() -> None:
-    other_b = [_trial(1, 0.70), _trial(2, 0.80), _trial(3, 0.75)]  # best 0.80, median 0.75
-    other_c = [_trial(4, 0.60), _trial(5, 0.90), _trial(6, 0.88)]  # best 0.90, median 0.88
-    pair, chosen = pick_transferred({"B": other_b, "C": other_c})
-    # Both are rank 0 in their pair; B's best beats its median by more (0.05 vs 0.02).
-    assert pair == "B" and chosen.value == 0.80
-    assert pick_transferred({"B": [_trial(0, None, TrialState.PRUNED)]}) is None
-    assert best_trial(other_c).value == 0.90

@@ -1,5 +1,2 @@
-"""Analysis of finished studies: the summary table (and, built on it, the verdict)."""
-
-from .summary import collect_records, format_table, summary_rows
-
-__all__ = ["collect_records", "format_table", "summary_rows"]
+"""Analysis of finished studies from plain records: the verdict, exploratory comparisons, the
+power calculator, tables and the dashboard. Nothing here reads the stores or the runner."""

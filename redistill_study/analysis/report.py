@@ -1,14 +1,12 @@
-"""Render the self-contained HTML dashboard from the verdict and `dashboards/`' template and views.
-
-Output: ``<output>/dashboard/index.html`` plus each figure as SVG and each table as CSV.
-"""
+"""Render the self-contained HTML dashboard from a study report and `dashboards/`' template and
+views. Output: ``<dir>/index.html`` plus each figure as SVG and each table as CSV."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import html
-import statistics
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -17,45 +15,55 @@ from typing import Any
 import yaml
 
 from . import svg
-from .verdict import FIXED_LAMBDA, Verdict
+from .summary import StudyReport, arm_reading
+from .tables import cell_text
 
-DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
+FIXED_LAMBDA = 2.0 / 3.0
 
 
-def _fmt(v: float, scale: float = 100.0, sign: bool = False) -> str:
-    return f"{scale * v:{'+' if sign else ''}.2f}"
+def dashboards_dir() -> Path:
+    """The page template and views shipped with the package."""
+    from importlib.resources import files
+
+    return Path(str(files("redistill_study") / "dashboards"))
+
+
+def _pts(v: float, sign: bool = True) -> str:
+    if not math.isfinite(v):
+        return "—" if math.isnan(v) else ("+∞" if v > 0 else "−∞")
+    return f"{100 * v:{'+' if sign else ''}.2f}"
+
+
+def _p(v: float) -> str:
+    return "—" if math.isnan(v) else f"{v:.3g}"
 
 
 def _table(headers: list[str], rows: list[list[Any]], text_cols: int = 1) -> str:
-    head = "".join(
-        f'<th class="{"text" if i < text_cols else ""}">{html.escape(h)}</th>'
-        for i, h in enumerate(headers)
-    )
+    def cls(i: int) -> str:
+        return ' class="text"' if i < text_cols else ""
+
+    head = "".join(f"<th{cls(i)}>{html.escape(h)}</th>" for i, h in enumerate(headers))
     body = "".join(
         "<tr>"
-        + "".join(
-            f'<td class="{"text" if i < text_cols else ""}">{html.escape(str(c))}</td>'
-            for i, c in enumerate(row)
-        )
+        + "".join(f"<td{cls(i)}>{html.escape(str(c))}</td>" for i, c in enumerate(r))
         + "</tr>"
-        for row in rows
+        for r in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 class Renderer:
-    def __init__(self, verdict: Verdict, noise_order: list[str], out: Path) -> None:
-        self.v, self.noise_order, self.out = verdict, noise_order, out
-        self.figures: list[Path] = []
-        self.tables: list[Path] = []
+    def __init__(self, report: StudyReport, out: Path) -> None:
+        self.r, self.out = report, out
+        self.files: list[Path] = []
 
-    def _save_svg(self, name: str, content: str) -> str:
+    def _svg(self, name: str, content: str) -> str:
         path = self.out / f"{name}.svg"
         path.write_text(content)
-        self.figures.append(path)
+        self.files.append(path)
         return content
 
-    def _save_csv(self, name: str, rows: list[dict[str, Any]]) -> None:
+    def _csv(self, name: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
         path = self.out / f"{name}.csv"
@@ -63,32 +71,124 @@ class Renderer:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        self.tables.append(path)
+        self.files.append(path)
+
+    # --- views -----------------------------------------------------------------------------
+
+    def forest(self, view: dict[str, Any]) -> str:
+        d = self.r.decision
+        if not d.arms:
+            return f'<p class="note">{html.escape(d.text)}</p>'
+        parts, csv_rows = [], []
+        for arm, decision in d.arms.items():
+            for nd in decision.per_noise:
+                rows: list[tuple[str, float, float, float, bool]] = []
+                for q, e in nd.estimates.items():
+                    for u in e.per_unit:
+                        rows.append((f"{q} · {u.unit[:28]}", u.mean, u.lower, u.upper, False))
+                        csv_rows.append(
+                            {
+                                "arm": arm,
+                                "noise": nd.noise,
+                                "quantity": q,
+                                "unit": u.unit,
+                                "mean": u.mean,
+                                "lower": u.lower,
+                                "upper": u.upper,
+                                "diverged": u.diverged,
+                            }
+                        )
+                    rows.append((f"{q}: mean over {e.units} units", e.mean, e.lower, e.upper, True))
+                    csv_rows.append(
+                        {
+                            "arm": arm,
+                            "noise": nd.noise,
+                            "quantity": q,
+                            "unit": "(pooled)",
+                            "mean": e.mean,
+                            "lower": e.lower,
+                            "upper": e.upper,
+                            "diverged": "",
+                        }
+                    )
+                name = f"{view['id']}-{arm}-{nd.noise}".replace("=", "-").replace("/", "-")
+                title = f"{arm}, {nd.noise}: {nd.outcome}   [{arm_reading(arm)}]"
+                parts.append(self._svg(name, svg.forest_plot(name, title, rows, d.margin)))
+        self._csv(view["id"], csv_rows)
+        return "".join(parts)
+
+    def estimates(self, view: dict[str, Any]) -> str:
+        rows, csv_rows = [], []
+        for e in self.r.decision.estimates:
+            rows.append(
+                [
+                    e.arm,
+                    e.noise,
+                    f"{e.quantity} vs {e.against}",
+                    e.units,
+                    _pts(e.mean),
+                    f"[{_pts(e.lower)}, {_pts(e.upper)}]",
+                    _p(e.p_below),
+                    _p(e.p_above_holm),
+                ]
+            )
+            csv_rows.append({k: v for k, v in e.__dict__.items() if k != "per_unit"})
+        self._csv(view["id"], csv_rows)
+        incomplete = [
+            [
+                c["arm"],
+                c["noise"],
+                c["pair"],
+                c["quantity"],
+                "; ".join(f"{a}: seeds {s}" for a, s in c["missing"].items()),
+            ]
+            for c in self.r.decision.incomplete
+        ]
+        out = _table(
+            [
+                "arm",
+                "noise",
+                "quantity",
+                "units",
+                "mean (points)",
+                "one-sided bounds",
+                "p (mean < δ)",
+                "Holm p (mean > δ)",
+            ],
+            rows,
+            3,
+        )
+        if incomplete:
+            out += "<p class='note'>Incomplete cells, kept out of the decision:</p>" + _table(
+                ["arm", "noise", "pair", "quantity", "missing"], incomplete, 5
+            )
+        return out
 
     def accuracy_vs_noise(self, view: dict[str, Any]) -> str:
         means: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-        for row in self.v.cells:
-            means[row["pair"]][row["method"]][row["noise"]] = row["mean"]
+        for row in self.r.rows:
+            means[row["pair"]][row["method"]][row["noise"]] = row["test_top1_mean"]
+        order = self.r.study.get("noise_order") or []
         parts = []
-        for pair, methods in sorted(means.items()):
-            noises = [n for n in self.noise_order if any(n in m for m in methods.values())]
+        for pair, methods in means.items():
+            noises = [n for n in order if any(n in m for m in methods.values())] or sorted(
+                {n for m in methods.values() for n in m}
+            )
             series = {
-                m: [100 * vals.get(n) if n in vals else None for n in noises]
+                m: [100 * vals[n] if n in vals else None for n in noises]
                 for m, vals in sorted(methods.items())
             }
             name = f"{view['id']}-{pair}"
             parts.append(
-                self._save_svg(
-                    name, svg.line_chart(name, f"{pair}", noises, series, "test top-1 (%)")
-                )
+                self._svg(name, svg.line_chart(name, pair, noises, series, "test top-1 (%)"))
             )
         return "".join(parts)
 
     def lambda_curves(self, view: dict[str, Any]) -> str:
-        groups = {
-            k: [(lam, 100 * acc) for lam, acc in pts] for k, pts in self.v.lambda_curves.items()
-        }
-        return self._save_svg(
+        groups = {k: [(lam, 100 * a) for lam, a in pts] for k, pts in self.r.lambda_curves.items()}
+        if not groups:
+            return '<p class="note">No λ search in this study.</p>'
+        return self._svg(
             view["id"],
             svg.scatter_chart(
                 view["id"],
@@ -102,10 +202,12 @@ class Renderer:
 
     def optimal_lambda(self, view: dict[str, Any]) -> str:
         groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        for row in self.v.optimal_lambdas:
+        for row in self.r.optimal_lambdas:
             groups[row["noise"]].append((row["lam"], 100 * row["val_top1"]))
-        self._save_csv(view["id"], self.v.optimal_lambdas)
-        return self._save_svg(
+        self._csv(view["id"], self.r.optimal_lambdas)
+        if not groups:
+            return '<p class="note">No λ search in this study.</p>'
+        return self._svg(
             view["id"],
             svg.scatter_chart(
                 view["id"],
@@ -117,78 +219,65 @@ class Renderer:
             ),
         )
 
-    def transfer_regret(self, view: dict[str, Any]) -> str:
-        by_cell: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for row in self.v.transfer:
-            by_cell[(row["method"], row["pair"])].append(row["regret"])
-        values = {k: statistics.fmean(v) for k, v in by_cell.items()}
-        rows = sorted({k[0] for k in values})
-        cols = sorted({k[1] for k in values})
-        self._save_csv(view["id"], self.v.transfer)
-        if not values:
-            return '<p class="note">No transfer results (the study needs two or more pairs).</p>'
-        return self._save_svg(
-            view["id"],
-            svg.heatmap(view["id"], "per-pair-tuned − transferred (points)", rows, cols, values),
+    def comparisons(self, view: dict[str, Any]) -> str:
+        family = view.get("family")
+        chosen = [c for c in self.r.comparisons if family is None or c.family == family]
+        self._csv(view["id"], [c.as_row() for c in chosen])
+        if not chosen:
+            return '<p class="note">Nothing to compare in this study.</p>'
+        rows = [
+            [
+                c.label,
+                c.noise,
+                c.units,
+                _pts(c.mean),
+                f"[{_pts(c.low)}, {_pts(c.high)}]",
+                _p(c.p),
+                _p(c.p_holm),
+            ]
+            for c in chosen
+        ]
+        unit = "points" if family != "noise slope" else "points per unit of level"
+        return _table(
+            ["comparison", "noise", "units", f"mean ({unit})", "95 % interval", "p", "Holm p"],
+            rows,
+            2,
         )
 
-    def regret_table(self, view: dict[str, Any]) -> str:
-        self._save_csv(view["id"], self.v.regrets)
+    def cells(self, view: dict[str, Any]) -> str:
+        self._csv(view["id"], self.r.rows)
         rows = [
             [
                 r["pair"],
                 r["noise"],
-                _fmt(r["regret"], sign=True),
-                _fmt(r["seed_std"]),
-                "yes" if r["within_one_std"] else "no",
+                r["method"],
+                r["n"],
+                cell_text(r),
+                f"[{_pts(r['ci_low'], False)}, {_pts(r['ci_high'], False)}]",
+                r["first_reason"] or "",
             ]
-            for r in self.v.regrets
-        ]
-        by_noise = [
-            [r["noise"], f"{r['within']} of {r['cells']}", _fmt(r["median_regret"], sign=True)]
-            for r in self.v.by_noise
+            for r in self.r.rows
         ]
         return _table(
-            ["pair", "noise", "regret (points)", "seed std", "within one std"], rows, 2
-        ) + _table(["noise", "cells within one std", "median regret"], by_noise)
-
-    def tests_table(self, view: dict[str, Any]) -> str:
-        self._save_csv(view["id"], self.v.tests)
-        rows = [
-            [t["against"], t["n"], _fmt(t["median_diff"], sign=True), f"{t['p']:.3g}"]
-            for t in self.v.tests
-        ]
-        return _table(["REDistill (λ = 2/3) vs", "pairs", "median difference (points)", "p"], rows)
-
-    def cell_table(self, view: dict[str, Any]) -> str:
-        self._save_csv(view["id"], self.v.cells)
-        rows = [
-            [
-                c["pair"],
-                c["noise"],
-                c["method"],
-                c["n"],
-                f"{_fmt(c['mean'])} ± {_fmt(c['std'])}",
-                f"[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]",
-            ]
-            for c in self.v.cells
-        ]
-        return _table(["pair", "noise", "method", "seeds", "test top-1", "95 % CI"], rows, 3)
+            ["pair", "noise", "method", "seeds", "test top-1", "95 % interval", "first failure"],
+            rows,
+            3,
+        )
 
 
 def render_dashboard(
-    verdict: Verdict,
+    report: StudyReport,
     out_dir: Path,
     title: str,
-    noise_order: list[str],
     meta: str = "",
-    dashboards: Path = DASHBOARDS,
+    dashboards: Path | None = None,
 ) -> tuple[Path, list[Path]]:
     """Write the dashboard; return its index.html and every file written beside it."""
+    dashboards = dashboards or dashboards_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     template = (dashboards / "template.html").read_text()
     views = yaml.safe_load((dashboards / "views.yaml").read_text())
-    renderer = Renderer(verdict, noise_order, out_dir)
+    renderer = Renderer(report, out_dir)
     sections = []
     for view in views:
         draw: Callable[[dict[str, Any]], str] = getattr(renderer, view["kind"])
@@ -197,16 +286,19 @@ def render_dashboard(
             f'<p class="note">{html.escape(view.get("note", ""))}</p>'
             f'<figure data-view="{html.escape(view["id"])}">{draw(view)}</figure></section>'
         )
-    verdict_class = "open" if verdict.holds is None else ("holds" if verdict.holds else "fails")
+    d = report.decision
+    verdict_class = {"holds": "holds", "does not hold": "fails"}.get(d.outcome, "open")
+    changes = [f"{arm}: {a.would_change}" for arm, a in d.arms.items() if a.would_change]
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = (
         template.replace("{{title}}", html.escape(title))
         .replace("{{meta}}", html.escape(f"{meta} · rendered {stamp}"))
         .replace("{{verdict_class}}", verdict_class)
-        .replace("{{verdict}}", html.escape(verdict.text))
-        .replace("{{criterion}}", html.escape(verdict.criterion))
+        .replace("{{verdict}}", html.escape(d.text))
+        .replace("{{criterion}}", html.escape(d.criterion))
+        .replace("{{change}}", html.escape(" · ".join(changes) or "—"))
         .replace("{{views}}", "\n".join(sections))
     )
     index = out_dir / "index.html"
     index.write_text(page)
-    return index, [index, *renderer.figures, *renderer.tables]
+    return index, [index, *renderer.files]

@@ -203,3 +203,69 @@ def heatmap(
         + "".join(body)
         + f"<desc>regret in {unit}</desc></svg>"
     )
+
+
+def forest_plot(
+    view: str,
+    title: str,
+    rows: Sequence[tuple[str, float, float, float, bool]],
+    margin: float,
+) -> str:
+    """Estimates with intervals, one row each (label, mean, low, high, pooled?), in points; the
+    shaded band is where a bound must lie for the claim to hold (below the margin δ)."""
+    row_h, left, right, top = 18, 230, 40, 40
+    height = top + row_h * len(rows) + 36
+    finite = [v for _, m, lo, hi, _ in rows for v in (m, lo, hi) if math.isfinite(v)]
+    lo_x, hi_x = _padded([*finite, 0.0, margin, -margin])
+    width = max(640, 7 * len(title) + 16)
+    span = (hi_x - lo_x) or 1.0
+
+    def x(v: float) -> float:
+        v = min(max(v, lo_x), hi_x)  # infinite bounds run to the edge
+        return left + (v - lo_x) / span * (width - left - right)
+
+    body = [
+        f'<text x="8" y="16" class="title">{_esc(title)}</text>',
+        f'<rect x="{x(lo_x):.1f}" y="{top - 6}" width="{x(margin) - x(lo_x):.1f}" '
+        f'height="{row_h * len(rows) + 6}" fill="#2ca02c" fill-opacity="0.08"/>',
+        f'<line x1="{x(0):.1f}" y1="{top - 6}" x2="{x(0):.1f}" y2="{top + row_h * len(rows)}" '
+        'class="axis"/>',
+        f'<line x1="{x(margin):.1f}" y1="{top - 6}" x2="{x(margin):.1f}" '
+        f'y2="{top + row_h * len(rows)}" class="ref"/>',
+        f'<text x="{x(margin) + 3:.1f}" y="{top - 9}" class="tick">δ = {100 * margin:.2f}</text>',
+    ]
+    for i, (label, mean, low, high, pooled) in enumerate(rows):
+        y = top + row_h * i + row_h / 2
+        weight = 'font-weight="600"' if pooled else ""
+        body.append(
+            f'<text x="{left - 8}" y="{y + 4:.1f}" class="tick" text-anchor="end" {weight}>'
+            f"{_esc(label)}</text>"
+        )
+        if not math.isfinite(mean):
+            continue
+        color = "#d62728" if pooled else "#1f77b4"
+        body.append(
+            f'<line x1="{x(low):.1f}" y1="{y:.1f}" x2="{x(high):.1f}" y2="{y:.1f}" '
+            f'stroke="{color}" stroke-width="{3 if pooled else 1.5}"/>'
+        )
+        if pooled:
+            body.append(
+                f'<rect x="{x(mean) - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" '
+                f'fill="{color}" transform="rotate(45 {x(mean):.1f} {y:.1f})"/>'
+            )
+        else:
+            body.append(f'<circle cx="{x(mean):.1f}" cy="{y:.1f}" r="3.5" fill="{color}"/>')
+    axis_y = top + row_h * len(rows) + 8
+    for t in _ticks(lo_x, hi_x):
+        body.append(
+            f'<text x="{x(t):.1f}" y="{axis_y + 10}" class="tick" text-anchor="middle">'
+            f"{round(100 * t, 6):g}</text>"
+        )
+    body.append(
+        f'<text x="{(left + width - right) / 2:.1f}" y="{axis_y + 24}" class="label" '
+        'text-anchor="middle">test top-1 difference (points)</text>'
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" data-figure="{_esc(view)}" role="img">' + "".join(body) + "</svg>"
+    )

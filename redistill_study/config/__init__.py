@@ -11,6 +11,7 @@ from .schema import (
     TeacherConfig,
     TrainConfig,
     TuningConfig,
+    VerdictConfig,
 )
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "TeacherConfig",
     "TrainConfig",
     "TuningConfig",
+    "VerdictConfig",
     "default_study_path",
     "load_study",
     "resolve_path",

@@ -6,6 +6,7 @@ Every problem becomes one :class:`ConfigError` line: ``file:line: key.path: what
 from __future__ import annotations
 
 import difflib
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +16,15 @@ from pydantic import ValidationError
 from ..errors import ConfigError, UserError
 from .schema import StudyConfig, TrainConfig
 
-PACKAGED_STUDIES = Path(__file__).resolve().parent.parent / "studies"
+
+def shipped_studies() -> Path:
+    """The study configs that ship with the package (``studies/`` of the repository)."""
+    return Path(str(files("redistill_study") / "studies"))
 
 
 def default_study_path() -> Path:
-    """``studies/default.yaml`` of a source checkout, else the copy installed with the package."""
-    candidates = (
-        Path.cwd() / "studies" / "default.yaml",
-        Path(__file__).resolve().parents[2] / "studies" / "default.yaml",  # source checkout
-        PACKAGED_STUDIES / "default.yaml",
-    )
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    return PACKAGED_STUDIES / "default.yaml"
+    """The embedded default study, wherever the package is installed."""
+    return shipped_studies() / "default.yaml"
 
 
 def _key_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
@@ -162,7 +158,7 @@ def check_semantics(
     config: StudyConfig, located: _Located, *, base_dir: Path, check_files: bool = True
 ) -> None:
     """What the schema cannot see: registry names, hyper-parameter domains, files on disk."""
-    from ..data import dataset_names
+    from ..data import data_root, dataset_info, dataset_names
     from ..losses import get_method
     from ..models import create_model, resolve_model_name
     from ..models.checkpoint import load_checkpoint
@@ -171,6 +167,23 @@ def check_semantics(
         raise located.error(
             ("dataset", "name"), _unknown(config.dataset.name, dataset_names(), "dataset")
         )
+    info = dataset_info(config.dataset.name)
+    if info.needs_root:
+        root = data_root(config.dataset, base_dir)
+        if root is None:
+            raise located.error(
+                ("dataset", "root"),
+                f"dataset {config.dataset.name!r} needs a 'root' folder: {info.files}",
+            )
+        if check_files and not config.dataset.download:
+            how = f" (Debian's package {info.package} installs it)" if info.package else ""
+            if not root.is_dir():
+                raise located.error(("dataset", "root"), f"folder not found: {root}{how}")
+            absent = info.missing(root) if config.dataset.name != "imagefolder" else None
+            if absent:
+                raise located.error(
+                    ("dataset", "root"), f"file not found: {absent}{how}; expected {info.files}"
+                )
     for i, pair in enumerate(config.pairs):
         for role in ("teacher", "student"):
             spec = getattr(pair, role)
@@ -215,9 +228,10 @@ def check_semantics(
                     raise located.error(("pairs", i, "teacher", "checkpoint"), str(exc)) from None
     for i, method in enumerate(config.methods):
         try:
-            cls = get_method(method.name)
+            cls = get_method(method.method or method.name)
         except KeyError as exc:
-            raise located.error(("methods", i, "name"), str(exc.args[0])) from None
+            key = "method" if method.method else "name"
+            raise located.error(("methods", i, key), str(exc.args[0])) from None
         try:
             cls(**method.params)
         except ValueError as exc:
@@ -244,26 +258,60 @@ def check_semantics(
                 ("noise", i, "kind"),
                 f"{noise.kind} needs teachers the study trains; pair {loaded[0]!r} loads one",
             )
-    if config.dataset.name != "digits" and check_files and config.dataset.root is not None:
-        root = resolve_path(config.dataset.root, base_dir)
-        if not root.exists() and not config.dataset.download:
-            raise located.error(("dataset", "root"), f"folder not found: {root}")
-    if (
-        config.dataset.name in ("cifar10", "cifar100", "imagefolder")
-        and config.dataset.root is None
-    ):
+    _check_verdict(config, located)
+    seeds = range(config.seed, config.seed + config.seeds)
+    if config.tuning.seed is not None and config.tuning.seed in seeds:
         raise located.error(
-            ("dataset", "root"), f"dataset {config.dataset.name!r} needs a 'root' folder"
+            ("tuning", "seed"),
+            f"{config.tuning.seed} is one of the evaluation seeds {config.seed}…"
+            f"{config.seed + config.seeds - 1}; the search needs a seed of its own",
+        )
+
+
+def _check_verdict(config: StudyConfig, located: _Located) -> None:
+    """Declared arms must be methods of the study, in a role their tuning allows."""
+    from ..losses import get_method
+
+    methods = {m.name: m for m in config.methods}
+
+    def tuned(name: str) -> bool:
+        m = methods[name]
+        cls = get_method(m.method or m.name)
+        return cls.tuned_by_default if m.tune is None else m.tune
+
+    v = config.verdict
+    for i, name in enumerate(v.fixed or []):
+        if name not in methods:
+            raise located.error(("verdict", "fixed", i), _unknown(name, list(methods), "method"))
+        if tuned(name):
+            raise located.error(
+                ("verdict", "fixed", i), f"{name!r} is tuned; a fixed arm needs tune: false"
+            )
+    if v.searched not in (None, "none"):
+        if v.searched not in methods:
+            raise located.error(
+                ("verdict", "searched"), _unknown(v.searched, list(methods), "method")
+            )
+        m = methods[v.searched]
+        if not tuned(v.searched) or "lam" not in get_method(m.method or m.name).search_space:
+            raise located.error(
+                ("verdict", "searched"),
+                f"{v.searched!r} does not search λ; the searched arm needs tune: true and λ in "
+                "its search space",
+            )
+    if v.reference is not None and v.reference not in methods:
+        raise located.error(
+            ("verdict", "reference"), _unknown(v.reference, list(methods), "method")
         )
 
 
 def _class_count(config: StudyConfig, base_dir: Path) -> int | None:
     """The data set's class count, where it is known without reading the data."""
-    name = config.dataset.name
-    if name in ("digits", "cifar10"):
-        return 10
-    if name == "cifar100":
-        return 100
+    from ..data import dataset_info
+
+    known = dataset_info(config.dataset.name).num_classes
+    if known is not None:
+        return known
     root = resolve_path(config.dataset.root or ".", base_dir) / "train"
     return sum(1 for p in root.iterdir() if p.is_dir()) if root.is_dir() else None
 

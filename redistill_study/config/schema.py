@@ -54,8 +54,10 @@ class DatasetConfig(Strict):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)  # datasets that ship no test split
     split_seed: int = Field(0, ge=0)
-    augment: Literal["auto", "none", "cifar", "imagenet"] = "auto"
-    train_subset: int | None = Field(None, ge=1)  # keep the first N (stratified) train samples
+    # auto: the data set's own (cifar: crop 32 with padding 4 + flip; fashion_mnist: crop 28
+    # with padding 2 + flip; mnist: crop with padding 2; imagefolder: random-resized crop + flip).
+    augment: Literal["auto", "none", "cifar", "crop_flip", "crop", "imagenet"] = "auto"
+    train_subset: int | None = Field(None, ge=1)  # a seeded, stratified subset of N train samples
     image_size: int = Field(224, ge=8, le=2048)  # imagefolder only
 
 
@@ -77,6 +79,9 @@ class Normalization(Strict):
 
 class TeacherConfig(ModelConfig):
     checkpoint: str | None = None
+    # The teacher's own training seed (None: the study's seed). Distinct seeds make distinct
+    # teachers of one architecture: separate units of the verdict.
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
     train: TrainConfig | None = None  # None: the study's teacher_train recipe
     # The input normalisation the teacher was trained with, if it differs from the data's.
     normalization: Normalization | None = None
@@ -116,7 +121,10 @@ class NoiseConfig(Strict):
 
 
 class MethodConfig(Strict):
-    name: str
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[\w.+-]+$")
+    # The registered method this arm runs (None: the one called `name`), so one method can
+    # appear twice under two names, e.g. {name: kd_t2, method: kd, params: {T: 2}}.
+    method: str | None = None
     tune: bool | None = None  # None: the method's own default
     trials: int | None = Field(None, ge=1, le=100_000)
     params: dict[str, Any] = Field(default_factory=dict)
@@ -124,10 +132,28 @@ class MethodConfig(Strict):
 
 class TuningConfig(Strict):
     trials: int = Field(8, ge=1, le=100_000)
+    # The training seed of every search trial (None: the study seed + 10,000). It must differ
+    # from the evaluation seeds, so no final score comes from the run that won the search.
+    seed: int | None = Field(None, ge=0, le=2**40)
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "none"] = "median"
     startup_trials: int = Field(4, ge=0, le=100_000)
     warmup_epochs: int = Field(3, ge=0, le=100_000)
+
+
+class VerdictConfig(Strict):
+    """The question, declared before any result exists (and locked once a study has started)."""
+
+    # Equivalence margin δ in accuracy, as a fraction (0.005 = 0.5 points); None: the data
+    # set's default.
+    margin: float | None = Field(None, gt=0, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    # Arms by role. None: `redistill` and `redistill_student_first` where the study has them.
+    fixed: list[str] | None = None
+    # The arm whose λ is searched per pair. None: `redistill_tuned` where the study tunes it;
+    # "none" declares that the study has no searched arm (and so no tuning verdict).
+    searched: str | None = None
+    reference: str | None = None  # None: `kd` where the study has it
 
 
 class StudyConfig(Strict):
@@ -149,6 +175,7 @@ class StudyConfig(Strict):
     )
     methods: list[MethodConfig] = Field(min_length=1)
     tuning: TuningConfig = Field(default_factory=TuningConfig)
+    verdict: VerdictConfig = Field(default_factory=VerdictConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> StudyConfig:

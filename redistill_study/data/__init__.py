@@ -5,31 +5,42 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import DatasetConfig, resolve_path
+from ..errors import UserError
 from .base import DataBundle, Split, iterate_batches, normalize
+from .registry import DatasetInfo, builder, dataset_info, dataset_names, register_dataset
 
-_DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 
-
-def dataset_names() -> list[str]:
-    return list(_DATASETS)
+def data_root(config: DatasetConfig, base_dir: Path | None = None) -> Path | None:
+    """Where the data set's files are: ``root`` (relative to the config) or its default."""
+    info = dataset_info(config.name)
+    if config.root is not None:
+        return resolve_path(config.root, base_dir or Path.cwd())
+    if info.default_root is not None:
+        return Path(info.default_root)
+    return None
 
 
 def build_dataset(config: DatasetConfig, base_dir: Path | None = None) -> DataBundle:
     """Load the configured data set and its fixed, seeded splits."""
-    if config.name == "digits":
-        from .digits import build_digits
-
-        return build_digits(config)
-    root = resolve_path(config.root or ".", base_dir or Path.cwd())
-    if config.name in ("cifar10", "cifar100"):
-        from .cifar import build_cifar
-
-        return build_cifar(config, root)
-    if config.name == "imagefolder":
-        from .imagefolder import build_imagefolder
-
-        return build_imagefolder(config, root)
-    raise KeyError(config.name)
+    info = dataset_info(config.name)
+    build = builder(config.name)
+    if not info.needs_root:
+        return build(config)
+    root = data_root(config, base_dir)
+    if root is None:
+        raise UserError(f"dataset {config.name!r} needs a 'root' folder: {info.files}")
+    return build(config, root)
 
 
-__all__ = ["DataBundle", "Split", "build_dataset", "dataset_names", "iterate_batches", "normalize"]
+__all__ = [
+    "DataBundle",
+    "DatasetInfo",
+    "Split",
+    "build_dataset",
+    "data_root",
+    "dataset_info",
+    "dataset_names",
+    "iterate_batches",
+    "normalize",
+    "register_dataset",
+]

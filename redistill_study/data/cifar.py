@@ -11,7 +11,7 @@ import torchvision
 from ..config import DatasetConfig
 from ..errors import UserError
 from .base import DataBundle, Split
-from .splits import stratified_split
+from .splits import stratified_split, stratified_subset
 
 NORMALIZATION = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -35,7 +35,7 @@ def build_cifar(config: DatasetConfig, root: Path) -> DataBundle:
     x_test, y_test = _load(name, root, False, False)
     train, val = stratified_split(y_full, config.val_fraction, config.split_seed)
     if config.train_subset is not None:
-        train = train[: config.train_subset]
+        train = stratified_subset(train, y_full, config.train_subset, config.split_seed)
     mean, std = NORMALIZATION[name]
     augment = "cifar" if config.augment == "auto" else config.augment
     y_all = torch.from_numpy(y_full)

@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 
 from ..config import DatasetConfig
 from .base import DataBundle, Split
-from .splits import stratified_split
+from .splits import stratified_split, stratified_subset
 
 
 def build_digits(config: DatasetConfig) -> DataBundle:
@@ -22,7 +22,7 @@ def build_digits(config: DatasetConfig) -> DataBundle:
     )
     train, val = rest[train_in_rest], rest[val_in_rest]
     if config.train_subset is not None:
-        train = train[: config.train_subset]
+        train = stratified_subset(train, digits.target, config.train_subset, config.split_seed)
     x_train = x[train]
     mean = round(float(x_train.mean()), 4)
     std = round(float(x_train.std()), 4)

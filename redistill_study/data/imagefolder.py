@@ -14,7 +14,7 @@ from torchvision import transforms as T
 from ..config import DatasetConfig
 from ..errors import UserError
 from .base import DataBundle, Split
-from .splits import stratified_split
+from .splits import stratified_split, stratified_subset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -48,7 +48,7 @@ def build_imagefolder(config: DatasetConfig, root: Path) -> DataBundle:
     targets = np.asarray(full_train.targets, dtype=np.int64)
     train_idx, val_idx = stratified_split(targets, config.val_fraction, config.split_seed)
     if config.train_subset is not None:
-        train_idx = train_idx[: config.train_subset]
+        train_idx = stratified_subset(train_idx, targets, config.train_subset, config.split_seed)
     subset = torch.utils.data.Subset
 
     def split(idx: np.ndarray, augmented: bool) -> Split:

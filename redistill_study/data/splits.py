@@ -1,4 +1,4 @@
-"""A fixed, seeded, stratified split: the validation set is carved from the training data, so
+"""Fixed, seeded, stratified splits: the validation set is carved from the training data, so
 tuning never sees the test split."""
 
 from __future__ import annotations
@@ -16,3 +16,13 @@ def stratified_split(
         index, test_size=fraction, random_state=seed, stratify=labels, shuffle=True
     )
     return np.sort(kept), np.sort(held)
+
+
+def stratified_subset(indices: np.ndarray, labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """``size`` of ``indices``, every class in proportion, chosen by ``seed`` (sorted)."""
+    if size >= len(indices):
+        return indices
+    kept, _ = train_test_split(
+        indices, train_size=size, random_state=seed + 2, stratify=labels[indices], shuffle=True
+    )
+    return np.sort(kept)

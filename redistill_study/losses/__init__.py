@@ -8,7 +8,7 @@ Plain PyTorch use, without the study runner::
     sum(terms.values()).backward()
 """
 
-from .base import Choice, Context, FloatRange, IntRange, Method
+from .base import Choice, Context, FloatRange, IntRange, Method, SearchDimension
 from .divergence import (
     power_divergence,
     power_divergence_from_log_probs,
@@ -23,6 +23,7 @@ __all__ = [
     "FloatRange",
     "IntRange",
     "Method",
+    "SearchDimension",
     "create_method",
     "get_method",
     "list_methods",

@@ -1,6 +1,22 @@
-"""The study runner: the plan (cells, units, phases), the Optuna storage and the worker loop."""
+"""The study runner: the plan (cells, units, phases), the trial queue over the Optuna storage,
+the worker loop, and the read-only results seam."""
 
-from .plan import Cell, Plan, Unit, build_plan
+from .phases import EVALUATION_PHASES, Phase
+from .plan import Arms, Cell, Plan, Unit, build_plan
+from .results import Results, read_results
 from .runner import Interrupted, RunOptions, StudyRunner
 
-__all__ = ["Cell", "Interrupted", "Plan", "RunOptions", "StudyRunner", "Unit", "build_plan"]
+__all__ = [
+    "EVALUATION_PHASES",
+    "Arms",
+    "Cell",
+    "Interrupted",
+    "Phase",
+    "Plan",
+    "Results",
+    "RunOptions",
+    "StudyRunner",
+    "Unit",
+    "build_plan",
+    "read_results",
+]

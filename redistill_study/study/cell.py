@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from ..config import resolve_path
 from ..data import DataBundle
+from ..errors import UserError
 from ..models.checkpoint import save_atomic
 from ..models.wrappers import Renormalize
 from ..noise import NoiseSetting, measure_severity
@@ -58,7 +59,7 @@ def teacher_spec(
         model=t.model,
         num_classes=bundle.num_classes,
         data_fingerprint=bundle.fingerprint,
-        seed=plan.config.seed,
+        seed=plan.teacher_seed(cell.pair),
         recipe=None if checkpoint else plan.teacher_recipe(cell.pair),
         checkpoint=checkpoint,
         args=dict(t.args),
@@ -113,8 +114,6 @@ def _adapted(model: nn.Module, cell: Cell, bundle: DataBundle, runtime: Runtime)
     if norm is None:
         return model
     if len(norm.mean) != len(bundle.mean):
-        from ..errors import UserError
-
         raise UserError(
             f"pair {cell.pair.label}: teacher normalization has {len(norm.mean)} channel(s), "
             f"the data has {len(bundle.mean)}"

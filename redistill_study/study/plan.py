@@ -1,25 +1,31 @@
-"""From a config to the grid: cells (pair × noise setting) and units (cell × method × phase).
+"""From a config to the grid: cells (pair × noise setting), units (cell × method × phase), the
+arms' roles in the verdict, and the seeds.
 
-Each unit is one Optuna study named ``<study>/<pair>/<noise>/<method>/<phase>``:
-- ``seeds``  — a fixed method (no tuning) trained with every seed, scored on test;
-- ``search`` — a tuned method's Optuna search on the validation split (never on test);
-- ``final``  — the best ``search`` setting retrained with every seed, scored on test;
-- ``transfer`` — leave-one-pair-out: the setting that did best on the *other* pairs' searches,
-  retrained with every seed on this pair, scored on test.
-Every trial is enqueued up front with its *slot* (user attributes: the seed and the phase),
-so several workers claim trials atomically from the storage and nothing runs twice.
+Each unit is one Optuna study named ``<study>/<pair>/<noise>/<method>/<phase>``. Every trial is
+enqueued up front with its *slot* (user attributes: the seed and the phase), so several workers
+claim trials atomically from the storage and nothing runs twice. A method that ignores the
+teacher (``ce``) is trained once per pair, in the pair's first noise setting, and its runs
+stand for every noise setting of that pair.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from ..config import MethodConfig, PairConfig, StudyConfig, TrainConfig
+from ..data import dataset_info
 from ..losses import Method, get_method
-from ..noise import NOISE_KINDS, NoiseSetting
+from ..noise import NoiseSetting, noise_seed
+from .phases import Phase
 
-EVALUATION_PHASES = ("seeds", "final", "transfer")
+# Search seeds sit this far above the study seed: never one of the evaluation seeds (≤ 1000).
+TUNING_SEED_OFFSET = 10_000
+DEFAULT_FIXED = ("redistill", "redistill_student_first")
+DEFAULT_SEARCHED = "redistill_tuned"
+DEFAULT_REFERENCE = "kd"
 
 
 @dataclass(frozen=True)
@@ -43,21 +49,41 @@ class MethodPlan:
     def name(self) -> str:
         return self.config.name
 
+    @property
+    def uses_teacher(self) -> bool:
+        return self.cls.uses_teacher
+
+    def hparams(self) -> dict[str, Any]:
+        """The method's defaults with the config's fixed parameters."""
+        return {**self.cls.defaults, **self.config.params}
+
 
 @dataclass(frozen=True)
 class Unit:
     study: str
     cell: Cell
     method: MethodPlan
-    phase: str
+    phase: Phase
 
     @property
     def name(self) -> str:
-        return f"{self.study}/{self.cell.label}/{self.method.name}/{self.phase}"
+        return f"{self.study}/{self.cell.label}/{self.method.name}/{self.phase.value}"
 
     @property
     def evaluates_test(self) -> bool:
-        return self.phase in EVALUATION_PHASES
+        return self.phase.evaluates_test
+
+
+@dataclass(frozen=True)
+class Arms:
+    """The methods' roles in the verdict (never guessed from a name at analysis time)."""
+
+    fixed: tuple[str, ...]
+    searched: str | None
+    reference: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fixed": list(self.fixed), "searched": self.searched, "reference": self.reference}
 
 
 @dataclass(frozen=True)
@@ -65,47 +91,58 @@ class Plan:
     config: StudyConfig
     cells: tuple[Cell, ...]
     methods: tuple[MethodPlan, ...]
+    arms: Arms
+    margin: float
 
     @property
     def seeds(self) -> list[int]:
+        """The evaluation seeds: the same for every arm, so comparisons are paired."""
         return [self.config.seed + i for i in range(self.config.seeds)]
 
     @property
     def tuning_seed(self) -> int:
-        return self.config.seed
+        t = self.config.tuning.seed
+        return self.config.seed + TUNING_SEED_OFFSET if t is None else t
+
+    @property
+    def noise_labels(self) -> list[str]:
+        return list(dict.fromkeys(c.noise.label for c in self.cells))
+
+    def method(self, name: str) -> MethodPlan:
+        return next(m for m in self.methods if m.name == name)
+
+    def trains_in(self, method: MethodPlan, cell: Cell) -> bool:
+        """A teacher-free method trains in the pair's first cell only."""
+        if method.uses_teacher:
+            return True
+        return cell == next(c for c in self.cells if c.pair.label == cell.pair.label)
 
     def first_units(self) -> list[Unit]:
         """The units that can start at once: fixed methods' seeds and tuned methods' searches."""
         return [
-            Unit(self.config.name, cell, m, "search" if m.tune else "seeds")
+            Unit(self.config.name, cell, m, Phase.SEARCH if m.tune else Phase.SEEDS)
             for cell in self.cells
             for m in self.methods
+            if self.trains_in(m, cell)
         ]
-
-    def final_unit(self, search: Unit) -> Unit:
-        return Unit(self.config.name, search.cell, search.method, "final")
-
-    def transfer_unit(self, search: Unit) -> Unit:
-        return Unit(self.config.name, search.cell, search.method, "transfer")
 
     def dependent_units(self) -> list[Unit]:
         """Units that start once the searches they need are finished: ``final`` (this pair's
-        best setting) and, with two or more pairs, ``transfer`` (the setting that did best on
-        the *other* pairs)."""
+        best setting) and, with two or more pairs, ``transfer`` (chosen on the other pairs)."""
         out = []
         for unit in self.first_units():
-            if unit.phase == "search":
-                out.append(self.final_unit(unit))
+            if unit.phase is Phase.SEARCH:
+                out.append(Unit(unit.study, unit.cell, unit.method, Phase.FINAL))
                 if len(self.config.pairs) > 1:
-                    out.append(self.transfer_unit(unit))
+                    out.append(Unit(unit.study, unit.cell, unit.method, Phase.TRANSFER))
         return out
 
     def sources(self, dependent: Unit) -> list[Unit]:
         """The search units whose trials decide a dependent unit's setting."""
-        if dependent.phase == "final":
-            return [Unit(dependent.study, dependent.cell, dependent.method, "search")]
+        if dependent.phase is Phase.FINAL:
+            return [Unit(dependent.study, dependent.cell, dependent.method, Phase.SEARCH)]
         return [
-            Unit(dependent.study, cell, dependent.method, "search")
+            Unit(dependent.study, cell, dependent.method, Phase.SEARCH)
             for cell in self.cells
             if cell.noise == dependent.cell.noise and cell.pair.label != dependent.cell.pair.label
         ]
@@ -115,7 +152,7 @@ class Plan:
 
     def slots(self, unit: Unit) -> list[dict[str, Any]]:
         """The user attributes of each trial to enqueue in ``unit``'s study."""
-        if unit.phase == "search":
+        if unit.phase is Phase.SEARCH:
             seeds = [self.tuning_seed] * unit.method.trials
         else:
             seeds = self.seeds
@@ -123,7 +160,7 @@ class Plan:
             {
                 "slot": i,
                 "seed": seed,
-                "phase": unit.phase,
+                "phase": unit.phase.value,
                 "cell": unit.cell.label,
                 "method": unit.method.name,
             }
@@ -136,11 +173,64 @@ class Plan:
     def teacher_recipe(self, pair: PairConfig) -> TrainConfig:
         return pair.teacher.train or self.config.teacher_train
 
+    def teacher_seed(self, pair: PairConfig) -> int:
+        return self.config.seed if pair.teacher.seed is None else pair.teacher.seed
 
-def noise_seed(config: StudyConfig, kind: str) -> int:
-    """One seed per (study seed, noise kind): every method and seed of a cell sees the same
-    corruption, and the levels of a kind are nested."""
-    return config.seed * 1000 + NOISE_KINDS.index(kind)
+    def teacher_label(self, pair: PairConfig) -> str:
+        """The teacher's identity: pairs with the same label share one teacher, and the verdict
+        then counts them as one unit."""
+        t = pair.teacher
+        label = t.model
+        if t.args:
+            label += json.dumps(t.args, sort_keys=True, separators=(",", ":"))
+        if t.checkpoint:
+            return f"{label}@{t.checkpoint}"
+        recipe = self.teacher_recipe(pair)
+        if recipe != self.config.teacher_train:
+            blob = json.dumps(recipe.model_dump(), sort_keys=True).encode()
+            label += "~" + hashlib.sha256(blob).hexdigest()[:6]
+        if t.normalization is not None:
+            label += "~renorm"
+        return f"{label}#{self.teacher_seed(pair)}"
+
+    def units_of_generalisation(self) -> int:
+        return len({self.teacher_label(p) for p in self.config.pairs})
+
+    def protocol(self) -> dict[str, Any]:
+        """What may not change once the study has started (checked on every resume)."""
+        return {
+            "seeds": self.seeds,
+            "tuning_seed": self.tuning_seed,
+            "verdict": {
+                "margin": self.margin,
+                "alpha": self.config.verdict.alpha,
+                **self.arms.as_dict(),
+            },
+        }
+
+
+def resolve_arms(config: StudyConfig, methods: tuple[MethodPlan, ...]) -> Arms:
+    """The verdict's arms: as declared, else the defaults that the study has, by role."""
+    by_name = {m.name: m for m in methods}
+    v = config.verdict
+    if v.fixed is not None:
+        fixed = tuple(v.fixed)
+    else:
+        fixed = tuple(n for n in DEFAULT_FIXED if n in by_name and not by_name[n].tune)
+    if v.searched is not None:
+        searched = None if v.searched == "none" else v.searched
+    else:
+        m = by_name.get(DEFAULT_SEARCHED)
+        searched = DEFAULT_SEARCHED if m is not None and m.tune and _searches_lambda(m) else None
+    if v.reference is not None:
+        reference = v.reference
+    else:
+        reference = DEFAULT_REFERENCE if DEFAULT_REFERENCE in by_name else None
+    return Arms(fixed, searched, reference)
+
+
+def _searches_lambda(method: MethodPlan) -> bool:
+    return "lam" in method.cls.search_space
 
 
 def build_plan(config: StudyConfig) -> Plan:
@@ -151,13 +241,17 @@ def build_plan(config: StudyConfig) -> Plan:
                 setting = NoiseSetting(
                     kind=noise.kind,
                     level=float(level),
-                    seed=noise_seed(config, noise.kind),
+                    seed=noise_seed(config.seed, noise.kind),
                     mode=noise.mode,
                 )
                 cells.append(Cell(pair, setting))
     methods = []
     for m in config.methods:
-        cls = get_method(m.name)
+        cls = get_method(m.method or m.name)
         tune = cls.tuned_by_default if m.tune is None else m.tune
         methods.append(MethodPlan(m, cls, tune, m.trials or config.tuning.trials))
-    return Plan(config, tuple(cells), tuple(methods))
+    methods_t = tuple(methods)
+    margin = config.verdict.margin
+    if margin is None:
+        margin = dataset_info(config.dataset.name).default_margin
+    return Plan(config, tuple(cells), methods_t, resolve_arms(config, methods_t), margin)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,18 +50,42 @@ def open_storage(
         engine_kwargs["connect_args"] = {"timeout": 120}
     else:
         engine_kwargs["pool_pre_ping"] = True
+    attempt = 0
+    while True:
+        try:
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval or HEARTBEAT_INTERVAL,
+                grace_period=grace_period or GRACE_PERIOD,
+                heartbeat_stale_trial_callback=RetryAndCloseRun(on_stale),
+            )
+        except Exception as exc:
+            # Another process creating the same tables at this moment: its tables will do.
+            attempt += 1
+            if "already exists" in str(exc) and attempt < 4:
+                time.sleep(0.2 * attempt)
+                continue
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(
+                f"Optuna storage {redact_url(url)} is not usable: {redact_url(first)[:300]}"
+            ) from None
+
+
+def open_storage_readonly(url: str) -> RDBStorage:
+    """An existing storage opened for reading: no table is created, and a SQLite file is opened
+    read-only by the driver itself."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise UserError(f"{path}: no Optuna storage here; run the study first")
+        url = f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval or HEARTBEAT_INTERVAL,
-            grace_period=grace_period or GRACE_PERIOD,
-            heartbeat_stale_trial_callback=RetryAndCloseRun(on_stale),
-        )
+        return RDBStorage(url, skip_table_creation=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(
-            f"Optuna storage {redact_url(url)} is not usable: {redact_url(first)[:300]}"
+            f"Optuna storage {redact_url(url)} is not readable: {redact_url(first)[:300]}"
         ) from None
 
 

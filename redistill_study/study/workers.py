@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 
@@ -33,8 +32,9 @@ def worker_environments(n: int, device_override: str | None) -> list[dict[str, s
     return [{**base, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(n)]
 
 
-def launch_workers(n: int, study: Path, forwarded: list[str], device: str | None) -> int:
-    """Start N workers, forward SIGINT/SIGTERM to them, wait; return the worst exit code."""
+def launch_workers(n: int, forwarded: list[str], device: str | None) -> int:
+    """Start N workers with the user's own ``run`` arguments (``forwarded``), forward
+    SIGINT/SIGTERM to them, wait; return the worst exit code."""
     procs: list[subprocess.Popen[Any]] = []
     for i, env in enumerate(worker_environments(n, device)):
         cmd = [
@@ -42,7 +42,6 @@ def launch_workers(n: int, study: Path, forwarded: list[str], device: str | None
             "-m",
             "redistill_study",
             "run",
-            str(study),
             *forwarded,
             "--worker-label",
             f"worker-{i}",

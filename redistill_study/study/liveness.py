@@ -1,0 +1,100 @@
+"""Liveness: heartbeats while a cohort trains, sweeps for workers that died, and stop signals.
+
+A running trial records a heartbeat every few seconds; a trial silent for the grace period is
+failed by any other worker and re-queued (Optuna's ``RetryHeartbeatStaleTrialCallback``), its
+MLflow run closed as KILLED. Invocation runs heartbeat through a tag, so a dead worker's
+invocation run is closed too. The first SIGINT/SIGTERM stops between two optimiser steps; a
+second one stops at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..tracking import Tracker
+from .storage import GRACE_PERIOD
+
+HEARTBEAT_TAG = "redistill.heartbeat"
+
+
+class Heartbeat:
+    """Records a heartbeat for each trial of a cohort while it trains."""
+
+    def __init__(
+        self, storage: Any, trial_ids: list[int], on_beat: Callable[[], None] | None = None
+    ) -> None:
+        self.storage, self.trial_ids, self.on_beat = storage, trial_ids, on_beat
+        self.interval = storage.get_heartbeat_interval() or 5
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="trial-heartbeat")
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:  # a transient database error must not kill training
+                for trial_id in self.trial_ids:
+                    self.storage.record_heartbeat(trial_id)
+                if self.on_beat is not None:
+                    self.on_beat()
+            except Exception:
+                pass
+
+
+class InvocationPulse:
+    """The invocation run's own heartbeat, and the closing of other invocations that died."""
+
+    def __init__(self, tracker: Tracker, run_id: str) -> None:
+        self.tracker, self.run_id = tracker, run_id
+
+    def beat(self) -> None:
+        self.tracker.set_tags(self.run_id, {HEARTBEAT_TAG: f"{time.time():.0f}"})
+
+    def close_dead_invocations(self) -> None:
+        now = time.time()
+        running = self.tracker.runs(
+            "tags.`redistill.role` = 'invocation' and attributes.status = 'RUNNING'"
+        )
+        for run in running:
+            beat = float(run.data.tags.get(HEARTBEAT_TAG, run.info.start_time / 1000))
+            if run.info.run_id != self.run_id and now - beat > GRACE_PERIOD:
+                self.tracker.set_tags(
+                    run.info.run_id, {"fail_reason": "worker stopped heartbeating"}
+                )
+                self.tracker.end_run(run.info.run_id, "KILLED")
+
+
+class StopSignals:
+    """SIGINT/SIGTERM handling: the first signal sets ``requested``; a second raises."""
+
+    def __init__(self) -> None:
+        self.requested: int | None = None
+
+    @contextmanager
+    def installed(self) -> Iterator[StopSignals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.requested is not None:  # a second signal: stop right now
+                raise KeyboardInterrupt
+            self.requested = signum  # finish the current optimiser step, then re-queue
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)

@@ -1,0 +1,34 @@
+"""The phases of a study, in the order the protocol runs them.
+
+- ``seeds``    a fixed method trained with every evaluation seed, scored on test;
+- ``search``   a tuned method's Optuna search on the validation split, with the search seed;
+- ``final``    the pair's best search setting retrained with every evaluation seed;
+- ``transfer`` leave one pair out: the setting that does best across the *other* pairs'
+               searches, retrained with every evaluation seed on this pair.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Phase(str, Enum):
+    SEEDS = "seeds"
+    SEARCH = "search"
+    FINAL = "final"
+    TRANSFER = "transfer"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def evaluates_test(self) -> bool:
+        """Only evaluation phases read the test split; the search never does."""
+        return self is not Phase.SEARCH
+
+    @property
+    def depends_on_search(self) -> bool:
+        return self in (Phase.FINAL, Phase.TRANSFER)
+
+
+EVALUATION_PHASES = tuple(p for p in Phase if p.evaluates_test)

@@ -1,0 +1,60 @@
+"""The study's declared protocol — evaluation seeds, search seed, and the verdict's question
+(margin, α, arms) — stored with the study when it starts and checked on every resume, so the
+question cannot change after results exist."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from optuna.storages import BaseStorage
+
+from ..errors import UserError
+from .plan import Plan
+from .queue import create_named_study
+
+PROTOCOL_KEY = "protocol"
+
+
+def protocol_study_name(plan: Plan) -> str:
+    return f"{plan.config.name}/_protocol"
+
+
+def lock_protocol(storage: BaseStorage, plan: Plan, source: str) -> dict[str, Any]:
+    """Record the plan's protocol, or check it against the one recorded; a change is a
+    one-line error naming the key (``source`` is the config file, for the message)."""
+    wanted = plan.protocol()
+    study_id = create_named_study(storage, protocol_study_name(plan))
+    stored = storage.get_study_user_attrs(study_id).get(PROTOCOL_KEY)
+    if stored is None:
+        storage.set_study_user_attr(study_id, PROTOCOL_KEY, json.dumps(wanted, sort_keys=True))
+        stored = storage.get_study_user_attrs(study_id)[PROTOCOL_KEY]  # a racing worker's wins
+    recorded = json.loads(stored)
+    for key, value in _flatten(wanted).items():
+        before = _flatten(recorded).get(key)
+        if before != value:
+            raise UserError(
+                f"{source}: {key}: {value!r} differs from {before!r}, declared when this study "
+                "started; restore it, or run the changed study with a new --output"
+            )
+    return recorded
+
+
+def read_protocol(storage: BaseStorage, plan: Plan) -> dict[str, Any] | None:
+    try:
+        study_id = storage.get_study_id_from_name(protocol_study_name(plan))
+    except KeyError:
+        return None
+    stored = storage.get_study_user_attrs(study_id).get(PROTOCOL_KEY)
+    return json.loads(stored) if stored else None
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

@@ -1,0 +1,234 @@
+"""The trial queue: one Optuna study per unit, its slots enqueued once, claimed atomically.
+
+Every trial of a unit is enqueued up front (WAITING, with its slot in the user attributes);
+a worker claims a cohort — trials of one cell with the same seed — by moving each from WAITING
+to RUNNING in the storage, which succeeds for exactly one worker. Only Optuna's public storage
+API is used.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
+from optuna.storages import BaseStorage
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from ..config import TuningConfig
+from .phases import Phase
+from .plan import Plan, Unit
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+OPEN_STATES = (TrialState.WAITING, TrialState.RUNNING)
+
+
+@dataclass
+class Claimed:
+    """A trial this worker owns until it is told (finished) or released."""
+
+    unit: Unit
+    study: optuna.Study
+    trial: optuna.Trial
+    trial_id: int
+    hparams: dict[str, Any]
+    seed: int
+    run_id: str = ""
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+
+def sampler_for(unit: Unit, study_seed: int, tuning: TuningConfig) -> optuna.samplers.BaseSampler:
+    seed = zlib.crc32(f"{study_seed}/{unit.name}".encode()) % (2**31)
+    if unit.phase is not Phase.SEARCH or tuning.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)  # evaluation phases never sample
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=tuning.startup_trials, constant_liar=True
+    )
+
+
+def pruner_for(unit: Unit, tuning: TuningConfig) -> optuna.pruners.BasePruner:
+    if unit.phase is not Phase.SEARCH or tuning.pruner == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=tuning.startup_trials, n_warmup_steps=tuning.warmup_epochs
+    )
+
+
+class TrialQueue:
+    """The plan's units as Optuna studies in one storage."""
+
+    def __init__(self, storage: BaseStorage, plan: Plan) -> None:
+        self.storage, self.plan = storage, plan
+        self._studies: dict[str, optuna.Study] = {}
+        self._finished: set[str] = set()  # a finished unit never reopens
+
+    # --- studies ---------------------------------------------------------------------------
+
+    def study(self, unit: Unit, create: bool = False) -> optuna.Study | None:
+        if unit.name in self._studies:
+            return self._studies[unit.name]
+        config = self.plan.config
+        kwargs = dict(
+            study_name=unit.name,
+            storage=self.storage,
+            sampler=sampler_for(unit, config.seed, config.tuning),
+            pruner=pruner_for(unit, config.tuning),
+        )
+        try:
+            study = optuna.load_study(**kwargs)
+        except KeyError:
+            if not create:
+                return None
+            try:
+                study = optuna.create_study(direction="maximize", **kwargs)
+                study.set_metric_names(["val/top1"])
+            except DuplicatedStudyError:
+                study = optuna.load_study(**kwargs)
+        self._studies[unit.name] = study
+        return study
+
+    def plan_unit(self, unit: Unit, extra: dict[str, Any] | None = None) -> optuna.Study:
+        """Create the unit's study and enqueue its slots, once, whichever worker gets there."""
+        study = self.study(unit, create=True)
+        assert study is not None
+        if study.user_attrs.get("planned"):
+            return study
+        slots = self.plan.slots(unit)
+        existing = {t.user_attrs.get("slot") for t in study.get_trials(deepcopy=False)}
+        for slot in slots:
+            if slot["slot"] not in existing:
+                study.enqueue_trial({}, user_attrs={**slot, **(extra or {})})
+        study.set_user_attr("phase", unit.phase.value)
+        study.set_user_attr("planned", len(slots))
+        return study
+
+    def is_planned(self, unit: Unit) -> bool:
+        study = self.study(unit)
+        return study is not None and bool(study.user_attrs.get("planned"))
+
+    def is_finished(self, unit: Unit) -> bool:
+        """Planned, and no trial waiting or running."""
+        if unit.name in self._finished:
+            return True
+        study = self.study(unit)
+        if study is None or not study.user_attrs.get("planned"):
+            return False
+        if study.get_trials(deepcopy=False, states=OPEN_STATES):
+            return False
+        self._finished.add(unit.name)
+        return True
+
+    def trials(self, unit: Unit, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
+        study = self.study(unit)
+        return [] if study is None else study.get_trials(deepcopy=False, states=states)
+
+    def count_done(self) -> int:
+        done = (TrialState.COMPLETE, TrialState.PRUNED)
+        return sum(len(self.trials(u, done)) for u in self.plan.all_units())
+
+    def fail_stale(self) -> None:
+        """Fail trials whose worker stopped heartbeating (the storage's callback re-queues)."""
+        for unit in self.plan.all_units():
+            if unit.name in self._finished:
+                continue
+            study = self.study(unit)
+            if study is not None:
+                optuna.storages.fail_stale_trials(study)
+
+    # --- claiming --------------------------------------------------------------------------
+
+    def claim_cohort(self, cohort_size: int, worker: str) -> list[Claimed]:
+        """Up to ``cohort_size`` waiting trials of one cell with the same seed (the lowest)."""
+        by_cell: dict[str, list[Unit]] = {}
+        for unit in self.plan.all_units():
+            if unit.name not in self._finished:
+                by_cell.setdefault(unit.cell.label, []).append(unit)
+        for cell in self.plan.cells:
+            waiting: list[tuple[int, Unit, optuna.Study, FrozenTrial]] = []
+            for unit in by_cell.get(cell.label, []):
+                study = self.study(unit)
+                if study is None:
+                    continue
+                for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                    waiting.append((int(t.user_attrs.get("seed", 0)), unit, study, t))
+            if not waiting:
+                continue
+            seed = min(w[0] for w in waiting)
+            claimed: list[Claimed] = []
+            for s, unit, study, frozen in waiting:
+                if s != seed or len(claimed) >= cohort_size:
+                    continue
+                c = self._claim(unit, study, frozen, worker)
+                if c is not None:
+                    claimed.append(c)
+            if claimed:
+                return claimed
+        return []
+
+    def _claim(
+        self, unit: Unit, study: optuna.Study, frozen: FrozenTrial, worker: str
+    ) -> Claimed | None:
+        study_id = self.storage.get_study_id_from_name(unit.name)
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+        try:
+            ok = self.storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+        except UpdateFinishedTrialError:
+            ok = False
+        if not ok:
+            return None  # another worker took it
+        self.storage.record_heartbeat(trial_id)
+        trial = optuna.Trial(study, trial_id)
+        trial.set_user_attr("worker", worker)
+        hparams = unit.method.hparams()
+        if unit.phase is Phase.SEARCH:
+            hparams.update(unit.method.cls.suggest(trial))
+        elif unit.phase.depends_on_search:
+            hparams.update(json.loads(frozen.user_attrs.get("hparams", "{}")))
+        return Claimed(unit, study, trial, trial_id, hparams, int(frozen.user_attrs["seed"]))
+
+    def release(self, cohort: list[Claimed], reason: str, requeue: bool) -> list[Claimed]:
+        """Fail the unfinished trials of ``cohort`` with ``reason``; with ``requeue`` put a
+        fresh copy of each back in the queue. Returns the ones released."""
+        released = []
+        for c in cohort:
+            frozen = self.storage.get_trial(c.trial_id)
+            if frozen.state.is_finished():
+                continue
+            c.trial.set_user_attr("fail_reason", reason)
+            try:
+                c.study.tell(c.trial, state=TrialState.FAIL)
+            except (UpdateFinishedTrialError, ValueError):
+                continue
+            if requeue:
+                c.study.add_trial(
+                    optuna.trial.create_trial(
+                        state=TrialState.WAITING,
+                        user_attrs={
+                            k: v for k, v in frozen.user_attrs.items() if k != "fail_reason"
+                        },
+                        system_attrs={**frozen.system_attrs, "failed_trial": frozen.number},
+                    )
+                )
+            released.append(c)
+        return released
+
+
+def create_named_study(storage: BaseStorage, name: str) -> int:
+    """A study id for ``name``, created if missing (safe when workers race)."""
+    try:
+        return storage.get_study_id_from_name(name)
+    except KeyError:
+        try:
+            return storage.create_new_study([StudyDirection.MAXIMIZE], name)
+        except DuplicatedStudyError:
+            return storage.get_study_id_from_name(name)

@@ -1,0 +1,160 @@
+"""One place that writes a trial to both stores: its MLflow run and its Optuna trial.
+
+Outcomes, the same in both stores:
+- complete: Optuna COMPLETE (value val/top1), MLflow FINISHED, test metrics for evaluations;
+- diverged: the loss or the weights became NaN/inf. Optuna COMPLETE at chance accuracy (1/C)
+  with ``status: diverged`` and the reason, so the sampler learns to avoid the region and the
+  verdict counts the run at chance; MLflow FAILED with ``fail_reason``;
+- pruned: Optuna PRUNED, MLflow KILLED;
+- released (interrupted, crashed): Optuna FAIL with the reason (re-queued when interrupted),
+  MLflow KILLED or FAILED.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from optuna.trial import TrialState
+
+from ..tracking import Tracker
+from .phases import Phase
+from .queue import Claimed
+
+
+def run_name(c: Claimed) -> str:
+    """Unique and readable: ``pair / method / noise / seed N / phase`` (+ trial in a search)."""
+    cell = c.unit.cell
+    name = (
+        f"{cell.pair.label} / {c.unit.method.name} / {cell.noise.label} / seed {c.seed} / "
+        f"{c.unit.phase.value}"
+    )
+    return name + (f" t{c.number}" if c.unit.phase is Phase.SEARCH else "")
+
+
+class Recorder:
+    def __init__(
+        self,
+        tracker: Tracker,
+        parent_run_id: str,
+        worker: str,
+        dataset: str,
+        num_classes: int,
+        say: Callable[..., None],
+    ) -> None:
+        self.tracker, self.parent_run_id, self.worker = tracker, parent_run_id, worker
+        self.dataset, self.num_classes, self.say = dataset, num_classes, say
+        self.trained = 0
+
+    @property
+    def chance(self) -> float:
+        return 1.0 / self.num_classes
+
+    def start(self, c: Claimed, teacher_label: str, teacher_metrics: dict[str, float]) -> None:
+        c.run_id = self.tracker.start_run(
+            run_name(c),
+            params=self._params(c, teacher_label),
+            parent_run_id=self.parent_run_id,
+            tags={
+                "optuna.study": c.unit.name,
+                "optuna.trial_number": str(c.number),
+                "phase": c.unit.phase.value,
+                "redistill.role": "trial",
+            },
+        )
+        for key, value in (
+            ("mlflow_run_id", c.run_id),
+            ("hparams", c.hparams),
+            ("teacher", teacher_label),
+            ("classes", self.num_classes),
+        ):
+            c.trial.set_user_attr(key, value)
+        self.tracker.log_metrics(c.run_id, teacher_metrics)
+
+    def _params(self, c: Claimed, teacher_label: str) -> dict[str, Any]:
+        cell = c.unit.cell
+        params: dict[str, Any] = {
+            "pair": cell.pair.label,
+            "teacher": cell.pair.teacher.model,
+            "teacher.id": teacher_label,
+            "student": cell.pair.student.model,
+            "dataset": self.dataset,
+            "method": c.unit.method.name,
+            "method.registered": c.unit.method.cls.name,
+            "seed": c.seed,
+            "phase": c.unit.phase.value,
+            "cell": cell.label,
+            **cell.noise.params(),
+        }
+        if "lam" in c.hparams:
+            params["lam"] = c.hparams["lam"]
+        params.update({f"hp.{k}": v for k, v in c.hparams.items()})
+        return params
+
+    def epoch(self, c: Claimed, epoch: int, stats: dict[str, float]) -> bool:
+        """Log an epoch; in a search, report to the pruner. False: prune this trial."""
+        self.tracker.log_metrics(c.run_id, stats, step=epoch)
+        if c.unit.phase is not Phase.SEARCH:
+            return True
+        c.trial.report(stats["val/top1"], epoch)
+        return not c.trial.should_prune()
+
+    def _attrs(self, c: Claimed, status: str) -> dict[str, Any]:
+        return {
+            "status": status,
+            "worker": self.worker,
+            "seconds": round(time.perf_counter() - c.started, 2),
+        }
+
+    def complete(self, c: Claimed, metrics: dict[str, float], epochs: int) -> None:
+        for key, value in {**self._attrs(c, "complete"), **metrics}.items():
+            c.trial.set_user_attr(key, value)
+        self.tracker.log_metrics(c.run_id, metrics, step=epochs)
+        c.study.tell(c.trial, metrics["val/top1"])
+        self.tracker.set_tags(c.run_id, {"optuna.state": "COMPLETE", "status": "complete"})
+        self.tracker.end_run(c.run_id, "FINISHED")
+        self.trained += 1
+        test = f" test={metrics['test/top1']:.4f}" if "test/top1" in metrics else ""
+        self._line(c, f"val={metrics['val/top1']:.4f}{test}")
+
+    def diverged(self, c: Claimed, reason: str, last: dict[str, float] | None, epochs: int):
+        if last:
+            self.tracker.log_metrics(c.run_id, last, step=max(epochs - 1, 0))
+        attrs = {**self._attrs(c, "diverged"), "fail_reason": reason, "chance": self.chance}
+        for key, value in attrs.items():
+            c.trial.set_user_attr(key, value)
+        c.study.tell(c.trial, self.chance)
+        self.tracker.set_tags(
+            c.run_id, {"fail_reason": reason, "optuna.state": "COMPLETE", "status": "diverged"}
+        )
+        self.tracker.end_run(c.run_id, "FAILED")
+        self.trained += 1
+        self._line(c, f"DIVERGED, scored at chance: {reason}")
+
+    def pruned(self, c: Claimed, epochs: int) -> None:
+        for key, value in self._attrs(c, "pruned").items():
+            c.trial.set_user_attr(key, value)
+        c.study.tell(c.trial, state=TrialState.PRUNED)
+        self.tracker.set_tags(c.run_id, {"optuna.state": "PRUNED", "status": "pruned"})
+        self.tracker.end_run(c.run_id, "KILLED")
+        self._line(c, f"pruned after epoch {epochs}")
+
+    def released(self, c: Claimed, reason: str, interrupted: bool) -> None:
+        if c.run_id:
+            self.tracker.set_tags(c.run_id, {"fail_reason": reason})
+            self.tracker.end_run(c.run_id, "KILLED" if interrupted else "FAILED")
+
+    def _line(self, c: Claimed, outcome: str) -> None:
+        self.say(f"{run_name(c)}: {outcome} ({time.perf_counter() - c.started:.1f}s)", done=1)
+
+
+def close_stale_run(tracker: Tracker, run_id: str | None) -> None:
+    """A worker died holding this run: close it (the trial itself is re-queued)."""
+    if not run_id:
+        return
+    try:
+        tracker.set_tags(run_id, {"fail_reason": "worker stopped heartbeating"})
+        tracker.end_run(run_id, "KILLED")
+    except Exception:  # the run may be gone or already closed; the retry matters more
+        pass

@@ -1,0 +1,87 @@
+"""The phase scheduler: a ``final`` or ``transfer`` unit is queued as soon as the searches it
+depends on have finished, with the setting those searches chose (validation numbers only)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from optuna.trial import TrialState
+
+from .phases import Phase
+from .plan import Plan, Unit
+from .queue import TrialQueue
+from .transfer import Trial, transferred_setting
+
+SKIP = "skip"
+
+
+class PhaseScheduler:
+    def __init__(self, plan: Plan, queue: TrialQueue) -> None:
+        self.plan, self.queue = plan, queue
+        self._skipped: set[str] = set()
+
+    def _search_trials(self, unit: Unit) -> list[Trial]:
+        """Completed search trials as (full hyper-parameters, validation top-1); a diverged
+        trial is complete at chance, so a setting that blows up is never preferred."""
+        out = []
+        for t in self.queue.trials(unit, (TrialState.COMPLETE,)):
+            hparams = t.user_attrs.get("hparams") or {**unit.method.hparams(), **t.params}
+            out.append((dict(hparams), float(t.value)))
+        return out
+
+    def choice(self, unit: Unit) -> dict[str, Any] | str | None:
+        """The setting a dependent unit evaluates; None while its searches run; SKIP when they
+        ended without a completed trial."""
+        searches: dict[str, list[Trial]] = {}
+        for source in self.plan.sources(unit):
+            if not self.queue.is_finished(source):
+                return None
+            if unit.phase is Phase.TRANSFER:
+                searches[source.cell.pair.label] = self._search_trials(source)
+        if unit.phase is Phase.FINAL:
+            (source,) = self.plan.sources(unit)
+            done = self.queue.trials(source, (TrialState.COMPLETE,))
+            if not done:
+                return SKIP
+            best = max(done, key=lambda t: (t.value, -t.number))
+            setting = best.user_attrs.get("hparams") or {**unit.method.hparams(), **best.params}
+            detail: dict[str, Any] = {
+                "source_pair": unit.cell.pair.label,
+                "source_trial": best.number,
+                "source_val_top1": best.value,
+            }
+        else:
+            space = unit.method.cls.search_space
+            chosen = transferred_setting(
+                {
+                    p: [({k: h[k] for k in space}, v) for h, v in trials]
+                    for p, trials in searches.items()
+                },
+                space,
+            )
+            if chosen is None:
+                return SKIP
+            setting = {**unit.method.hparams(), **chosen}
+            detail = {"source_pair": ",".join(sorted(searches))}
+        return {"hparams": json.dumps(setting, sort_keys=True), **detail}
+
+    def advance(self) -> None:
+        """Queue every dependent unit whose searches are done."""
+        for unit in self.plan.dependent_units():
+            if unit.name in self._skipped or self.queue.is_planned(unit):
+                continue
+            choice = self.choice(unit)
+            if choice == SKIP:
+                self._skipped.add(unit.name)
+            elif isinstance(choice, dict):
+                self.queue.plan_unit(unit, extra=choice)
+
+    def all_done(self) -> bool:
+        for unit in self.plan.all_units():
+            if self.queue.is_finished(unit):
+                continue
+            if unit.phase.depends_on_search and self.choice(unit) == SKIP:
+                continue
+            return False
+        return True
