@@ -54,11 +54,15 @@ def _state(member) -> dict[str, torch.Tensor]:
 
 
 def test_cohort_equals_solo_runs_exactly(bundle, runtime) -> None:
+    # The one-by-one engine: every member ends with exactly the weights it has alone.
     table = _teacher_table(bundle)
     teacher = lambda idx, x, y: table[idx]  # noqa: E731
     specs = [("kd", {}), ("redistill", {}), ("redistill", {"lam": -0.5}), ("ce", {})]
     cohort = [_member(i, m, seed=7, runtime=runtime, **hp) for i, (m, hp) in enumerate(specs)]
-    train_cohort(cohort, bundle, RECIPE, data_seed=7, runtime=runtime, teacher=teacher)
+    engine = train_cohort(
+        cohort, bundle, RECIPE, data_seed=7, runtime=runtime, teacher=teacher, vectorize=False
+    )
+    assert engine == "sequential"
     for i, (m, hp) in enumerate(specs):
         solo = _member(i, m, seed=7, runtime=runtime, **hp)
         train_cohort([solo], bundle, RECIPE, data_seed=7, runtime=runtime, teacher=teacher)

@@ -206,7 +206,7 @@ def check_semantics(
                     create_model(
                         spec.model, num_classes=_class_count(config, base_dir), **spec.args
                     )
-                except (TypeError, ValueError) as exc:
+                except (TypeError, ValueError, RuntimeError) as exc:
                     raise located.error(
                         ("pairs", i, role, "args"), str(exc).splitlines()[0]
                     ) from None

@@ -38,6 +38,11 @@ class TrainConfig(Strict):
     milestones: list[int] = Field(default_factory=list)
     gamma: float = Field(0.1, gt=0, le=1)
     warmup_epochs: int = Field(0, ge=0, le=100_000)
+    # Train on a seeded, stratified subset of this many training samples (None: all of them);
+    # a teacher and its students can see subsets of different sizes of the same split.
+    subset: int | None = Field(None, ge=1)
+    # Validate every N epochs (the last epoch always): the pruner sees these epochs only.
+    val_every: int = Field(1, ge=1, le=100_000)
 
     @field_validator("milestones")
     @classmethod
@@ -166,6 +171,10 @@ class StudyConfig(Strict):
     channels_last: Literal["auto", "on", "off"] = "auto"
     compile: bool = False
     cohort_size: int = Field(4, ge=1, le=256)
+    # Train a cohort of one student architecture as one wide model (one forward and backward
+    # for all), where that reproduces the members up to float round-off; otherwise, and with
+    # false, one student after another (bit for bit as each would train alone).
+    vectorize: bool = True
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     teacher_train: TrainConfig = Field(default_factory=TrainConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from .augment import augment_batch
@@ -56,6 +57,17 @@ class DataBundle:
     def split(self, name: str) -> Split:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
 
+    def train_subset(self, size: int | None) -> torch.Tensor | None:
+        """Indices of a seeded, stratified subset of ``size`` training samples (None: all)."""
+        if size is None or size >= len(self.train):
+            return None
+        from .splits import stratified_subset
+
+        labels = self.train.y.numpy()
+        seed = int(self.spec.get("split_seed", 0))
+        chosen = stratified_subset(np.arange(len(labels)), labels, size, seed + 7)
+        return torch.from_numpy(chosen)
+
 
 def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     if x.dtype == torch.uint8:
@@ -83,18 +95,21 @@ def iterate_batches(
     augment: bool = False,
     drop_last: bool = False,
     num_workers: int = 0,
+    subset: torch.Tensor | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Yield ``(indices, normalised inputs, labels)``; shuffled when ``seed`` is given.
+    """Yield ``(indices, normalised inputs, labels)``; shuffled when ``seed`` is given; only
+    the samples ``subset`` (indices into the split) when it is given.
 
     In-memory splits never touch per-sample Python code. The order and the augmentation are a
     function of (seed, epoch) alone, so K students trained together see exactly the batches
     each would see alone.
     """
-    n = len(split)
+    pool = torch.arange(len(split)) if subset is None else subset
+    n = len(pool)
     if seed is None:
-        order = torch.arange(n)
+        order = pool
     else:
-        order = torch.randperm(n, generator=epoch_generator(seed, epoch))
+        order = pool[torch.randperm(n, generator=epoch_generator(seed, epoch))]
     augment = augment and bundle.augment != "none"
     if split.in_memory:
         x_all = split.x.to(device, non_blocking=True) if split.x.device != device else split.x

@@ -37,7 +37,7 @@ def _load() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        from . import cifar, small  # noqa: F401  (registration side effects)
+        from . import cifar, grey28, small  # noqa: F401  (registration side effects)
 
 
 def _external(name: str) -> tuple[str, str] | None:

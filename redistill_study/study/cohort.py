@@ -1,5 +1,6 @@
-"""Training one claimed cohort: build a member per trial, train them together on one data
-stream and one teacher pass, score each, and record each outcome in both stores."""
+"""Training one claimed cohort: build a member per trial (each taught by its own cell's
+teacher), train them together on one data stream, score each, and record each outcome in both
+stores."""
 
 from __future__ import annotations
 
@@ -9,25 +10,26 @@ from ..data import DataBundle
 from ..training import Member, Runtime, make_member, predict, train_cohort
 from ..training.metrics import classification_metrics
 from .cell import CellTeacher
-from .plan import Plan
+from .plan import Cell, Plan
 from .queue import Claimed
 from .recorder import Recorder
 
 
 def train_claimed(
     cohort: list[Claimed],
-    teacher: CellTeacher,
+    teachers: Callable[[Cell], CellTeacher],
     plan: Plan,
     bundle: DataBundle,
     runtime: Runtime,
     recorder: Recorder,
     should_stop: Callable[[], bool],
-) -> None:
-    cell = cohort[0].unit.cell
-    recipe = plan.student_recipe(cell.pair)
-    label = plan.teacher_label(cell.pair)
+) -> str:
+    """Train, score and record ``cohort``; return the engine that trained it."""
+    recipe = plan.student_recipe(cohort[0].unit.cell.pair)  # the same for the whole cohort
     members: list[Member] = []
     for c in cohort:
+        cell = c.unit.cell
+        teacher = teachers(cell)
         members.append(
             make_member(
                 c,
@@ -38,23 +40,25 @@ def train_claimed(
                 method=c.unit.method.cls(**c.hparams),
                 recipe=recipe,
                 runtime=runtime,
+                teacher=teacher.teacher_fn(),
             )
         )
-        recorder.start(c, label, teacher.metrics)
+        recorder.start(c, plan.teacher_label(cell.pair), teacher.metrics)
 
     def on_epoch_end(member: Member, epoch: int, stats: dict[str, float]) -> bool:
         return recorder.epoch(member.key, epoch, stats)
 
-    train_cohort(
+    engine = train_cohort(
         members,
         bundle,
         recipe,
         data_seed=cohort[0].seed,
         runtime=runtime,
-        teacher=teacher.teacher_fn(),
         on_epoch_end=on_epoch_end,
         should_stop=should_stop,
+        vectorize=plan.config.vectorize,
     )
+    recorder.engine = engine
     for member in members:
         c: Claimed = member.key
         if member.outcome == "diverged":
@@ -68,5 +72,6 @@ def train_claimed(
                 logits, labels = predict(member.model, bundle, bundle.test, runtime)
                 scores = classification_metrics(logits, labels)
                 metrics.update({f"test/{k}": v for k, v in scores.items()})
-            metrics.update(teacher.metrics)
+            metrics.update(teachers(c.unit.cell).metrics)
             recorder.complete(c, metrics, member.epochs_done)
+    return engine

@@ -170,6 +170,15 @@ class Plan:
     def student_recipe(self, pair: PairConfig) -> TrainConfig:
         return TrainConfig.model_validate({**self.config.train.model_dump(), **pair.train})
 
+    def student_key(self, pair: PairConfig) -> str:
+        """Pairs with the same key train their students together: same architecture, same
+        arguments, same recipe."""
+        return json.dumps(
+            [pair.student.model, pair.student.args, self.student_recipe(pair).model_dump()],
+            sort_keys=True,
+            default=str,
+        )
+
     def teacher_recipe(self, pair: PairConfig) -> TrainConfig:
         return pair.teacher.train or self.config.teacher_train
 

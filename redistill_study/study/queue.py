@@ -27,6 +27,7 @@ from .plan import Plan, Unit
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 OPEN_STATES = (TrialState.WAITING, TrialState.RUNNING)
+MAX_RETRIES = 2  # a slot whose training crashed is tried again this many times, then counted
 
 
 @dataclass
@@ -148,26 +149,32 @@ class TrialQueue:
     # --- claiming --------------------------------------------------------------------------
 
     def claim_cohort(self, cohort_size: int, worker: str) -> list[Claimed]:
-        """Up to ``cohort_size`` waiting trials of one cell with the same seed (the lowest)."""
-        by_cell: dict[str, list[Unit]] = {}
+        """Up to ``cohort_size`` waiting trials that can share one data stream: the same
+        student architecture, recipe and seed, from any cell (each keeps its own teacher).
+        Searches go first, since the phases after them wait on them; then the lowest seed."""
+        groups: dict[tuple[str, int], list[tuple[Unit, optuna.Study, FrozenTrial]]] = {}
         for unit in self.plan.all_units():
-            if unit.name not in self._finished:
-                by_cell.setdefault(unit.cell.label, []).append(unit)
-        for cell in self.plan.cells:
-            waiting: list[tuple[int, Unit, optuna.Study, FrozenTrial]] = []
-            for unit in by_cell.get(cell.label, []):
-                study = self.study(unit)
-                if study is None:
-                    continue
-                for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-                    waiting.append((int(t.user_attrs.get("seed", 0)), unit, study, t))
-            if not waiting:
+            if unit.name in self._finished:
                 continue
-            seed = min(w[0] for w in waiting)
+            study = self.study(unit)
+            if study is None:
+                continue
+            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                key = (self.plan.student_key(unit.cell.pair), int(t.user_attrs.get("seed", 0)))
+                groups.setdefault(key, []).append((unit, study, t))
+        ranked = sorted(
+            groups.items(),
+            key=lambda kv: (
+                not any(u.phase is Phase.SEARCH for u, _, _ in kv[1]),
+                kv[0][1],
+                kv[0][0],
+            ),
+        )
+        for _, waiting in ranked:
             claimed: list[Claimed] = []
-            for s, unit, study, frozen in waiting:
-                if s != seed or len(claimed) >= cohort_size:
-                    continue
+            for unit, study, frozen in waiting:
+                if len(claimed) >= cohort_size:
+                    break
                 c = self._claim(unit, study, frozen, worker)
                 if c is not None:
                     claimed.append(c)
@@ -196,9 +203,12 @@ class TrialQueue:
             hparams.update(json.loads(frozen.user_attrs.get("hparams", "{}")))
         return Claimed(unit, study, trial, trial_id, hparams, int(frozen.user_attrs["seed"]))
 
-    def release(self, cohort: list[Claimed], reason: str, requeue: bool) -> list[Claimed]:
+    def release(
+        self, cohort: list[Claimed], reason: str, requeue: bool, force: bool = False
+    ) -> list[Claimed]:
         """Fail the unfinished trials of ``cohort`` with ``reason``; with ``requeue`` put a
-        fresh copy of each back in the queue. Returns the ones released."""
+        fresh copy of each back in the queue — at most ``MAX_RETRIES`` times for the same slot
+        unless ``force`` (an interruption is not the trial's fault). Returns those released."""
         released = []
         for c in cohort:
             frozen = self.storage.get_trial(c.trial_id)
@@ -209,14 +219,22 @@ class TrialQueue:
                 c.study.tell(c.trial, state=TrialState.FAIL)
             except (UpdateFinishedTrialError, ValueError):
                 continue
-            if requeue:
+            retries = len(frozen.system_attrs.get("retry_history", []))
+            if requeue and (force or retries < MAX_RETRIES):
+                history = [*frozen.system_attrs.get("retry_history", []), frozen.number]
                 c.study.add_trial(
                     optuna.trial.create_trial(
                         state=TrialState.WAITING,
                         user_attrs={
                             k: v for k, v in frozen.user_attrs.items() if k != "fail_reason"
                         },
-                        system_attrs={**frozen.system_attrs, "failed_trial": frozen.number},
+                        system_attrs={
+                            **frozen.system_attrs,
+                            "failed_trial": frozen.number,
+                            "retry_history": history
+                            if not force
+                            else frozen.system_attrs.get("retry_history", []),
+                        },
                     )
                 )
             released.append(c)

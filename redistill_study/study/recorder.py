@@ -46,6 +46,11 @@ class Recorder:
         self.tracker, self.parent_run_id, self.worker = tracker, parent_run_id, worker
         self.dataset, self.num_classes, self.say = dataset, num_classes, say
         self.trained = 0
+        self.engine = ""  # how the current cohort was trained: vectorised or sequential
+        # Per-epoch metrics wait here and reach MLflow in one write when the run ends: one
+        # round-trip per run instead of one per epoch. A run whose worker dies loses its
+        # curves, not its result: the trial is re-queued and trained again.
+        self._epochs: dict[str, list[tuple[int, dict[str, float]]]] = {}
 
     @property
     def chance(self) -> float:
@@ -70,7 +75,7 @@ class Recorder:
             ("classes", self.num_classes),
         ):
             c.trial.set_user_attr(key, value)
-        self.tracker.log_metrics(c.run_id, teacher_metrics)
+        self._epochs[c.run_id] = [(0, dict(teacher_metrics))]
 
     def _params(self, c: Claimed, teacher_label: str) -> dict[str, Any]:
         cell = c.unit.cell
@@ -94,8 +99,8 @@ class Recorder:
 
     def epoch(self, c: Claimed, epoch: int, stats: dict[str, float]) -> bool:
         """Log an epoch; in a search, report to the pruner. False: prune this trial."""
-        self.tracker.log_metrics(c.run_id, stats, step=epoch)
-        if c.unit.phase is not Phase.SEARCH:
+        self._epochs.setdefault(c.run_id, []).append((epoch, dict(stats)))
+        if c.unit.phase is not Phase.SEARCH or "val/top1" not in stats:
             return True
         c.trial.report(stats["val/top1"], epoch)
         return not c.trial.should_prune()
@@ -103,14 +108,22 @@ class Recorder:
     def _attrs(self, c: Claimed, status: str) -> dict[str, Any]:
         return {
             "status": status,
+            "engine": self.engine,
             "worker": self.worker,
             "seconds": round(time.perf_counter() - c.started, 2),
         }
 
+    def _flush(self, c: Claimed, final: dict[str, float] | None = None, step: int = 0) -> None:
+        steps = self._epochs.pop(c.run_id, [])
+        if final:
+            steps.append((step, final))
+        if steps:
+            self.tracker.log_metric_steps(c.run_id, steps)
+
     def complete(self, c: Claimed, metrics: dict[str, float], epochs: int) -> None:
         for key, value in {**self._attrs(c, "complete"), **metrics}.items():
             c.trial.set_user_attr(key, value)
-        self.tracker.log_metrics(c.run_id, metrics, step=epochs)
+        self._flush(c, metrics, epochs)
         c.study.tell(c.trial, metrics["val/top1"])
         self.tracker.set_tags(c.run_id, {"optuna.state": "COMPLETE", "status": "complete"})
         self.tracker.end_run(c.run_id, "FINISHED")
@@ -119,8 +132,7 @@ class Recorder:
         self._line(c, f"val={metrics['val/top1']:.4f}{test}")
 
     def diverged(self, c: Claimed, reason: str, last: dict[str, float] | None, epochs: int):
-        if last:
-            self.tracker.log_metrics(c.run_id, last, step=max(epochs - 1, 0))
+        self._flush(c, last, max(epochs - 1, 0))
         attrs = {**self._attrs(c, "diverged"), "fail_reason": reason, "chance": self.chance}
         for key, value in attrs.items():
             c.trial.set_user_attr(key, value)
@@ -133,6 +145,7 @@ class Recorder:
         self._line(c, f"DIVERGED, scored at chance: {reason}")
 
     def pruned(self, c: Claimed, epochs: int) -> None:
+        self._flush(c)
         for key, value in self._attrs(c, "pruned").items():
             c.trial.set_user_attr(key, value)
         c.study.tell(c.trial, state=TrialState.PRUNED)
@@ -142,6 +155,7 @@ class Recorder:
 
     def released(self, c: Claimed, reason: str, interrupted: bool) -> None:
         if c.run_id:
+            self._flush(c)
             self.tracker.set_tags(c.run_id, {"fail_reason": reason})
             self.tracker.end_run(c.run_id, "KILLED" if interrupted else "FAILED")
 

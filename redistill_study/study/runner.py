@@ -274,7 +274,7 @@ class StudyRunner:
             try:
                 train_claimed(
                     cohort,
-                    self._cell(cohort[0].unit.cell),
+                    self._cell,
                     self.plan,
                     self.bundle,
                     self.runtime,
@@ -282,9 +282,11 @@ class StudyRunner:
                     lambda: self.signals.requested is not None,
                 )
             except BaseException as exc:
+                # Interrupted trials go back to the queue; so do crashed ones (the next
+                # invocation retries them, up to MAX_RETRIES) — a crash loses nothing.
                 interrupted = isinstance(exc, (KeyboardInterrupt, Interrupted))
                 reason = "interrupted" if interrupted else f"{type(exc).__name__}: {exc}"[:500]
-                for c in self.queue.release(cohort, reason, requeue=interrupted):
+                for c in self.queue.release(cohort, reason, requeue=True, force=interrupted):
                     self.recorder.released(c, reason, interrupted)
                 raise
 

@@ -103,6 +103,15 @@ class Tracker:
         if items:
             self.client.log_batch(run_id, metrics=items)
 
+    def log_metric_steps(self, run_id: str, steps: list[tuple[int, dict[str, float]]]) -> None:
+        """Many steps' metrics in as few writes as MLflow allows (1,000 metrics a batch)."""
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        items = [Metric(k, float(v), stamp, step) for step, ms in steps for k, v in ms.items()]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(run_id, metrics=items[i : i + 1000])
+
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
 

@@ -1,4 +1,5 @@
-"""The cohort trainer: K students trained in lockstep on one data stream and one teacher pass.
+"""The cohort trainer: K students trained in lockstep on one data stream, each taught by its
+cell's teacher (one teacher pass per distinct teacher and batch).
 
 Every member owns its model, optimiser, loss method and RNG state; the batch order and the
 augmentation are a function of (data seed, epoch) only. A member's result is therefore identical
@@ -21,7 +22,6 @@ from ..data import DataBundle, iterate_batches
 from ..data.base import Split
 from ..losses import Context, Method
 from ..models import create_model
-from .metrics import classification_metrics
 from .runtime import Runtime
 
 # Called after every epoch with the member, the 0-based epoch and its stats (mean loss terms,
@@ -41,6 +41,7 @@ class Member:
     rng_state: torch.Tensor
     cuda_rng_state: torch.Tensor | None = None
     forward: nn.Module | None = None  # the compiled model, if any
+    teacher: TeacherFn | None = None  # this member's own teacher (else the cohort's)
     active: bool = True
     outcome: str = "running"  # running → complete | stopped | diverged
     reason: str = ""
@@ -97,6 +98,7 @@ def make_member(
     method: Method,
     recipe: TrainConfig,
     runtime: Runtime,
+    teacher: TeacherFn | None = None,
 ) -> Member:
     model = runtime.prepare_model(seeded_model(model_name, num_classes, seed, model_args))
     with torch.random.fork_rng(devices=[]):
@@ -115,6 +117,7 @@ def make_member(
         rng_state=rng_state,
         cuda_rng_state=cuda_state,
         forward=runtime.maybe_compile(model),
+        teacher=teacher,
     )
 
 
@@ -131,23 +134,27 @@ def train_cohort(
     stop_after: int | None = None,
     evaluate_val: bool = True,
     should_stop: Callable[[], bool] | None = None,
-) -> None:
-    """Train ``members`` together for ``recipe.epochs`` epochs (or ``stop_after``).
+    vectorize: bool = True,
+    width: int | None = None,
+) -> str:
+    """Train ``members`` together for ``recipe.epochs`` epochs (or ``stop_after``); return
+    the engine used: ``vectorised`` (one wide model of ``width`` slots, default one per
+    member) or ``sequential`` (see :mod:`.engines`).
 
     ``should_stop`` is polled before every batch; when it returns True the cohort stops with
     KeyboardInterrupt, between two optimiser steps.
     """
+    from .engines import make_engine
+
+    engine = make_engine(members, bundle, runtime, vectorize, width)
     epochs = recipe.epochs if stop_after is None else min(stop_after, recipe.epochs)
+    subset = bundle.train_subset(recipe.subset)
     labels_override = train_labels.to(runtime.device) if train_labels is not None else None
     for epoch in range(epochs):
         active = [m for m in members if m.active]
         if not active:
-            return
-        for m in active:
-            lr = learning_rate(recipe, m.base_lr, epoch)
-            for group in m.optimizer.param_groups:
-                group["lr"] = lr
-            m.model.train()
+            break
+        engine.begin_epoch(active, recipe, epoch)
         sums: dict[int, dict[str, torch.Tensor]] = {id(m): {} for m in active}
         batches = 0
         context = Context(epoch=epoch, total_epochs=recipe.epochs, num_classes=bundle.num_classes)
@@ -159,71 +166,58 @@ def train_cohort(
             seed=data_seed,
             epoch=epoch,
             augment=True,
+            subset=subset,
         ):
             if should_stop is not None and should_stop():
                 raise KeyboardInterrupt  # a stop was requested: the caller re-queues the trials
             if labels_override is not None:
                 y = labels_override[idx]
             x = runtime.prepare_input(x)
-            teacher_logits = teacher(idx, x, y) if teacher is not None else None
-            for m in active:
-                _step(m, x, y, teacher_logits, context, runtime, sums[id(m)])
+            engine.step(active, x, y, _teacher_logits(active, teacher, idx, x, y), context, sums)
             batches += 1
+        due = (epoch + 1) % recipe.val_every == 0 or epoch + 1 == recipe.epochs
+        finite = []
         for m in active:
             stats = {k: float(v) / max(batches, 1) for k, v in sums[id(m)].items()}
             stats["train/loss"] = sum(stats.values())
             m.epochs_done = epoch + 1
-            problem = _divergence_problem(m, stats)
+            problem = _loss_problem(stats) or engine.weights_problem(m)
             if problem:
                 m.history.append(stats)  # the blown-up losses, for the record
                 m.active, m.outcome, m.reason = False, "diverged", f"epoch {epoch + 1}: {problem}"
                 continue
-            if evaluate_val:
-                logits, labels = predict(m.model, bundle, bundle.val, runtime)
-                stats["val/top1"] = classification_metrics(logits, labels)["top1"]
             m.history.append(stats)
-            if on_epoch_end is not None and not on_epoch_end(m, epoch, stats):
+            finite.append(m)
+        if evaluate_val and due and finite:
+            for m, accuracy in zip(finite, engine.validate(finite)):
+                m.history[-1]["val/top1"] = accuracy
+        for m in finite:
+            if on_epoch_end is not None and not on_epoch_end(m, epoch, m.history[-1]):
                 m.active, m.outcome = False, "stopped"
+    engine.finish(members)
     for m in members:
         if m.active:
             m.active, m.outcome = False, "complete"
+    return engine.name
 
 
-def _step(
-    m: Member,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    teacher_logits: torch.Tensor | None,
-    context: Context,
-    runtime: Runtime,
-    sums: dict[str, torch.Tensor],
-) -> None:
-    torch.set_rng_state(m.rng_state)
-    if m.cuda_rng_state is not None:
-        torch.cuda.set_rng_state(m.cuda_rng_state, runtime.device)
-    with runtime.autocast():
-        student_logits = (m.forward or m.model)(x)
-    terms = m.method(student_logits, teacher_logits, y, context)
-    loss = sum(terms.values())
-    m.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    m.optimizer.step()
-    for name, value in terms.items():
-        key = f"train/{name}"
-        sums[key] = sums.get(key, 0.0) + value.detach()
-    m.rng_state = torch.get_rng_state()
-    if m.cuda_rng_state is not None:
-        m.cuda_rng_state = torch.cuda.get_rng_state(runtime.device)
+def _teacher_logits(
+    active: Sequence[Member], shared: TeacherFn | None, idx, x, y
+) -> dict[int, torch.Tensor | None]:
+    """Each member's teacher logits for the batch; one pass per distinct teacher."""
+    computed: dict[int, torch.Tensor | None] = {}
+    out = {}
+    for m in active:
+        fn = m.teacher or shared
+        if id(fn) not in computed:
+            computed[id(fn)] = fn(idx, x, y) if fn is not None else None
+        out[id(m)] = computed[id(fn)]
+    return out
 
 
-def _divergence_problem(m: Member, stats: dict[str, float]) -> str:
+def _loss_problem(stats: dict[str, float]) -> str:
     bad = [k for k, v in stats.items() if not math.isfinite(v)]
-    if bad:
-        return f"non-finite loss ({', '.join(f'{k}={stats[k]}' for k in bad)})"
-    for name, p in m.model.named_parameters():
-        if not torch.isfinite(p).all():
-            return f"non-finite weights in {name}"
-    return ""
+    return f"non-finite loss ({', '.join(f'{k}={stats[k]}' for k in bad)})" if bad else ""
 
 
 @torch.inference_mode()
