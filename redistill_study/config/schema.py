@@ -186,6 +186,12 @@ class StudyConfig(Strict):
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     verdict: VerdictConfig = Field(default_factory=VerdictConfig)
 
+    @field_validator("channels_last", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted on/off as true/false.
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
     @model_validator(mode="after")
     def _unique_names(self) -> StudyConfig:
         labels = [p.label for p in self.pairs]
