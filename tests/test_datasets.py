@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torchvision
 from helpers import write_yaml
 from PIL import Image
 
 from redistill_study.cli import main
 from redistill_study.config import DatasetConfig
 from redistill_study.data import build_dataset, iterate_batches
+from redistill_study.errors import UserError
 
 
 def _md5(path: Path) -> str:
@@ -57,21 +57,17 @@ def write_cifar100(root: Path, per_class_train: int = 6, per_class_test: int = 2
 
 
 @pytest.fixture
-def cifar100_root(tmp_path: Path, monkeypatch) -> Path:
+def cifar100_root(tmp_path: Path) -> Path:
     root = tmp_path / "data"
-    md5 = write_cifar100(root)
-    # torchvision verifies the official files' checksums; point it at the fixture's instead.
-    cls = torchvision.datasets.CIFAR100
-    monkeypatch.setattr(cls, "train_list", [["train", md5["train"]]])
-    monkeypatch.setattr(cls, "test_list", [["test", md5["test"]]])
-    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5["meta"]})
+    write_cifar100(root)  # a user's own copy: the official format, not the official checksums
     return root
 
 
-def test_cifar100_format_through_torchvision(cifar100_root: Path) -> None:
+def test_a_users_own_cifar100_copy(cifar100_root: Path, capsys) -> None:
     bundle = build_dataset(
         DatasetConfig(name="cifar100", root=str(cifar100_root), val_fraction=0.2)
     )
+    assert "checksums differ" in capsys.readouterr().err  # said once, not an error
     assert bundle.num_classes == 100 and bundle.input_shape == (3, 32, 32)
     assert len(bundle.train) == 480 and len(bundle.val) == 120 and len(bundle.test) == 200
     assert bundle.train.x.dtype == torch.uint8 and bundle.train.x.shape[1:] == (3, 32, 32)
@@ -84,6 +80,52 @@ def test_cifar100_format_through_torchvision(cifar100_root: Path) -> None:
         )
     )
     assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32 and y.shape == (16,)
+
+
+def test_cifar_format_is_verified_and_pickles_cannot_run_code(
+    cifar100_root: Path, tmp_path: Path
+) -> None:
+    folder = cifar100_root / "cifar-100-python"
+    with open(folder / "test", "rb") as f:
+        batch = pickle.load(f)
+    batch["fine_labels"] = [150] * len(batch["fine_labels"])  # out of range
+    with open(folder / "test", "wb") as f:
+        pickle.dump(batch, f, protocol=2)
+    with pytest.raises(UserError, match="labels outside 0–99"):
+        build_dataset(DatasetConfig(name="cifar100", root=str(cifar100_root)))
+
+    class Payload:
+        def __reduce__(self):
+            return (Path("/nonexistent").touch, ())
+
+    with open(folder / "test", "wb") as f:
+        pickle.dump({"data": Payload(), "fine_labels": []}, f, protocol=2)
+    with pytest.raises(UserError, match="refusing to load"):
+        build_dataset(DatasetConfig(name="cifar100", root=str(cifar100_root)))
+
+
+def test_download_without_network_is_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    # Whatever stops the download (here a refused connection), the user gets one line.
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("[Errno 101] Network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", refuse)
+    config = write_yaml(
+        tmp_path / "d.yaml",
+        {
+            "name": "d",
+            "dataset": {"name": "cifar10", "root": str(tmp_path / "data"), "download": True},
+            "pairs": [{"teacher": {"model": "resnet8"}, "student": {"model": "resnet8"}}],
+            "methods": [{"name": "kd"}],
+        },
+    )
+    assert main(["run", str(config), "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "download" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "optuna.db").exists()  # no stores for unreadable data
 
 
 def test_missing_cifar_is_one_line(tmp_path: Path, capsys) -> None:
