@@ -16,7 +16,7 @@ import yaml
 
 from . import svg
 from .summary import StudyReport, arm_reading
-from .tables import cell_text
+from .tables import cell_text, write_csv
 
 FIXED_LAMBDA = 2.0 / 3.0
 
@@ -302,3 +302,17 @@ def render_dashboard(
     index = out_dir / "index.html"
     index.write_text(page)
     return index, [index, *renderer.files]
+
+
+def write_outputs(report: StudyReport, output: Path, meta: str = "") -> dict[str, Any]:
+    """``summary.csv`` and the dashboard in ``output``; returns their paths."""
+    output.mkdir(parents=True, exist_ok=True)
+    csv_path = output / "summary.csv"
+    write_csv(report.rows, csv_path)
+    index, files = render_dashboard(
+        report,
+        output / "dashboard",
+        f"Does one fixed λ generalise? — {report.study.get('name')}",
+        meta,
+    )
+    return {"csv": csv_path, "dashboard": index, "files": files}

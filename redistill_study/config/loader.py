@@ -5,7 +5,6 @@ Every problem becomes one :class:`ConfigError` line: ``file:line: key.path: what
 
 from __future__ import annotations
 
-import difflib
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,16 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .._util import did_you_mean, resolve_path
+from ..data import data_root, dataset_info, dataset_names
 from ..errors import ConfigError, UserError
+from ..losses import get_method
+from ..models import create_model, resolve_model_name
+from ..models.checkpoint import load_checkpoint
+from . import schema
 from .schema import StudyConfig, TrainConfig
+
+__all__ = ["default_study_path", "load_study", "resolve_path", "shipped_studies"]
 
 
 def shipped_studies() -> Path:
@@ -108,8 +115,7 @@ def _schema_error(exc: ValidationError, located: _Located, data: Any) -> ConfigE
     if kind == "extra_forbidden":
         key = loc[-1]
         siblings = _siblings(located, loc[:-1], data)
-        close = difflib.get_close_matches(str(key), siblings, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(str(key), siblings, n=1)
         return located.error(loc, f"unknown key{hint}")
     if kind == "missing":
         return located.error(loc, "required key is missing")
@@ -120,8 +126,6 @@ def _schema_error(exc: ValidationError, located: _Located, data: Any) -> ConfigE
 
 
 def _siblings(located: _Located, parent: tuple[Any, ...], data: Any) -> list[str]:
-    from . import schema
-
     # The allowed keys at `parent`, found by walking the schema along the path.
     model: Any = schema.StudyConfig
     for part in parent:
@@ -158,11 +162,6 @@ def check_semantics(
     config: StudyConfig, located: _Located, *, base_dir: Path, check_files: bool = True
 ) -> None:
     """What the schema cannot see: registry names, hyper-parameter domains, files on disk."""
-    from ..data import data_root, dataset_info, dataset_names
-    from ..losses import get_method
-    from ..models import create_model, resolve_model_name
-    from ..models.checkpoint import load_checkpoint
-
     if config.dataset.name not in dataset_names():
         raise located.error(
             ("dataset", "name"), _unknown(config.dataset.name, dataset_names(), "dataset")
@@ -197,7 +196,11 @@ def check_semantics(
             except ValidationError as exc:
                 err = exc.errors()[0]
                 key = ("pairs", i, "train", *err["loc"])
-                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+                if err["type"] == "extra_forbidden":
+                    hint = did_you_mean(str(err["loc"][-1]), list(TrainConfig.model_fields), 1)
+                    msg = f"unknown key{hint}"
+                else:
+                    msg = err["msg"].removeprefix("Value error, ")
                 raise located.error(key, msg) from None
         for role in ("teacher", "student"):
             spec = getattr(pair, role)
@@ -270,8 +273,6 @@ def check_semantics(
 
 def _check_verdict(config: StudyConfig, located: _Located) -> None:
     """Declared arms must be methods of the study, in a role their tuning allows."""
-    from ..losses import get_method
-
     methods = {m.name: m for m in config.methods}
 
     def tuned(name: str) -> bool:
@@ -307,8 +308,6 @@ def _check_verdict(config: StudyConfig, located: _Located) -> None:
 
 def _class_count(config: StudyConfig, base_dir: Path) -> int | None:
     """The data set's class count, where it is known without reading the data."""
-    from ..data import dataset_info
-
     known = dataset_info(config.dataset.name).num_classes
     if known is not None:
         return known
@@ -327,12 +326,4 @@ def _noise_problem(kind: str, levels: list[float]) -> str | None:
 
 
 def _unknown(name: str, known: list[str], what: str) -> str:
-    close = difflib.get_close_matches(name, known, n=3)
-    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-    return f"unknown {what} {name!r}{hint} (known: {', '.join(known)})"
-
-
-def resolve_path(value: str, base_dir: Path) -> Path:
-    """Paths in a config are relative to the config file's folder; ``~`` expands."""
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else (base_dir / p).resolve()
+    return f"unknown {what} {name!r}{did_you_mean(name, known)} (known: {', '.join(known)})"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DatasetConfig, resolve_path
+from .._util import resolve_path
 from ..errors import UserError
-from .base import DataBundle, Split, iterate_batches, normalize
+from .base import DataBundle, DataOptions, Split, iterate_batches, normalize
 from .registry import DatasetInfo, builder, dataset_info, dataset_names, register_dataset
 
 
-def data_root(config: DatasetConfig, base_dir: Path | None = None) -> Path | None:
+def data_root(config: DataOptions, base_dir: Path | None = None) -> Path | None:
     """Where the data set's files are: ``root`` (relative to the config) or its default."""
     info = dataset_info(config.name)
     if config.root is not None:
@@ -20,7 +20,7 @@ def data_root(config: DatasetConfig, base_dir: Path | None = None) -> Path | Non
     return None
 
 
-def build_dataset(config: DatasetConfig, base_dir: Path | None = None) -> DataBundle:
+def build_dataset(config: DataOptions, base_dir: Path | None = None) -> DataBundle:
     """Load the configured data set and its fixed, seeded splits."""
     info = dataset_info(config.name)
     build = builder(config.name)
@@ -34,6 +34,7 @@ def build_dataset(config: DatasetConfig, base_dir: Path | None = None) -> DataBu
 
 __all__ = [
     "DataBundle",
+    "DataOptions",
     "DatasetInfo",
     "Split",
     "build_dataset",

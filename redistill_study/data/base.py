@@ -12,12 +12,45 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from .augment import augment_batch
+from .splits import stratified_subset
+
+
+class DataOptions(Protocol):
+    """What a data source reads of the study config's ``dataset`` section."""
+
+    name: str
+    root: str | None
+    download: bool
+    val_fraction: float
+    test_fraction: float
+    split_seed: int
+    augment: str
+    train_subset: int | None
+    image_size: int
+
+
+OPTION_KEYS = (
+    "name",
+    "root",
+    "download",
+    "val_fraction",
+    "test_fraction",
+    "split_seed",
+    "augment",
+    "train_subset",
+    "image_size",
+)
+
+
+def options_spec(options: DataOptions, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The options as a plain dict (what a bundle's fingerprint hashes)."""
+    return {k: getattr(options, k) for k in OPTION_KEYS if k not in exclude}
 
 
 @dataclass
@@ -61,8 +94,6 @@ class DataBundle:
         """Indices of a seeded, stratified subset of ``size`` training samples (None: all)."""
         if size is None or size >= len(self.train):
             return None
-        from .splits import stratified_subset
-
         labels = self.train.y.numpy()
         seed = int(self.spec.get("split_seed", 0))
         chosen = stratified_subset(np.arange(len(labels)), labels, size, seed + 7)

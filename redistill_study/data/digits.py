@@ -6,12 +6,11 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from ..config import DatasetConfig
-from .base import DataBundle, Split
+from .base import DataBundle, DataOptions, Split, options_spec
 from .splits import stratified_split, stratified_subset
 
 
-def build_digits(config: DatasetConfig) -> DataBundle:
+def build_digits(config: DataOptions) -> DataBundle:
     digits = load_digits()
     x = torch.from_numpy((digits.images / 16.0).astype(np.float32)).unsqueeze(1)
     y = torch.from_numpy(digits.target.astype(np.int64))
@@ -36,5 +35,8 @@ def build_digits(config: DatasetConfig) -> DataBundle:
         train=Split(x=x_train, y=y[train]),
         val=Split(x=x[val], y=y[val]),
         test=Split(x=x[test], y=y[test]),
-        spec={**config.model_dump(exclude={"root", "download"}), "source": "sklearn.load_digits"},
+        spec={
+            **options_spec(config, exclude=("root", "download")),
+            "source": "sklearn.load_digits",
+        },
     )

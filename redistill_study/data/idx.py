@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import DatasetConfig
 from ..errors import UserError
-from .base import DataBundle, Split
+from .base import DataBundle, DataOptions, Split, options_spec
 from .registry import dataset_info
 from .splits import stratified_split, stratified_subset
 
@@ -77,7 +76,7 @@ def load_idx(root: Path, dataset: str, split: str) -> tuple[np.ndarray, np.ndarr
     return images, labels.astype(np.int64)
 
 
-def build_idx(config: DatasetConfig, root: Path) -> DataBundle:
+def build_idx(config: DataOptions, root: Path) -> DataBundle:
     name = config.name
     x_full, y_full = load_idx(root, name, "train")
     x_test, y_test = load_idx(root, name, "test")
@@ -99,5 +98,5 @@ def build_idx(config: DatasetConfig, root: Path) -> DataBundle:
         train=Split(x=x_all[train], y=y_all[train]),
         val=Split(x=x_all[val], y=y_all[val]),
         test=Split(x=torch.from_numpy(x_test.copy()).unsqueeze(1), y=torch.from_numpy(y_test)),
-        spec={**config.model_dump(exclude={"root", "download"}), "n_train": len(y_full)},
+        spec={**options_spec(config, exclude=("root", "download")), "n_train": len(y_full)},
     )

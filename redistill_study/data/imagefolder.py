@@ -11,9 +11,8 @@ import torch
 import torchvision
 from torchvision import transforms as T
 
-from ..config import DatasetConfig
 from ..errors import UserError
-from .base import DataBundle, Split
+from .base import DataBundle, DataOptions, Split, options_spec
 from .splits import stratified_split, stratified_subset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -27,7 +26,7 @@ def imagenet_transforms(size: int) -> tuple[T.Compose, T.Compose]:
     return train, evaluate
 
 
-def build_imagefolder(config: DatasetConfig, root: Path) -> DataBundle:
+def build_imagefolder(config: DataOptions, root: Path) -> DataBundle:
     for sub in ("train", "val"):
         if not (root / sub).is_dir():
             raise UserError(
@@ -70,5 +69,5 @@ def build_imagefolder(config: DatasetConfig, root: Path) -> DataBundle:
         test=Split(
             y=torch.tensor(test.targets, dtype=torch.int64), dataset=test, eval_dataset=test
         ),
-        spec={**config.model_dump(exclude={"download"}), "n_train": len(targets)},
+        spec={**options_spec(config, exclude=("download",)), "n_train": len(targets)},
     )

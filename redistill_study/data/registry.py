@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from .._util import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,7 @@ def dataset_info(name: str) -> DatasetInfo:
     try:
         return _DATASETS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _DATASETS, n=3)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        hint = did_you_mean(name, _DATASETS)
         raise KeyError(f"unknown dataset {name!r}{hint} (known: {', '.join(_DATASETS)})") from None
 
 

@@ -64,7 +64,7 @@ class _PowerDivergence(torch.autograd.Function):
 
     The gradient with respect to the student's log-probabilities is (q − w)/(1+λ) with
     w = p·(p/q)^λ for λ ≥ −1/2, and q·expm1(μ(log q − log p))/μ with μ = −1−λ otherwise;
-    log_softmax's own backward then gives METHOD.md §2's −(w − qΣw)/(1+λ).
+    log_softmax's own backward then gives docs/method.md §2's −(w − qΣw)/(1+λ).
     """
 
     @staticmethod
@@ -121,7 +121,7 @@ def power_divergence(
     temperature: float = 1.0,
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
-    """Batch mean of D_λ(softmax(t/T) ‖ softmax(s/T)), exactly as METHOD.md §2 defines it.
+    """Batch mean of D_λ(softmax(t/T) ‖ softmax(s/T)), exactly as docs/method.md §2 defines it.
 
     No T² factor is applied here (the KD-style loss applies it). Finite for every real λ,
     including the limits λ = 0 (KL) and λ = −1 (reverse KL). ``reduction="none"`` returns one

@@ -10,11 +10,11 @@ A package adds methods without touching this project by declaring, in its pyproj
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
+from .._util import did_you_mean
 from .base import Method
 
 ENTRY_POINT_GROUP = "redistill_study.methods"
@@ -72,8 +72,7 @@ def get_method(name: str) -> type[Method]:
     try:
         return _METHODS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _METHODS, n=3)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        hint = did_you_mean(name, _METHODS)
         raise KeyError(f"unknown method {name!r}{hint} (see `redistill-study methods`)") from None
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .._util import first_line
 from ..errors import UserError
 
 _WRAPPER_KEYS = ("model", "state_dict", "net", "model_state_dict", "student", "teacher")
@@ -32,7 +33,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except PermissionError:
         raise UserError(f"{path}: permission denied") from None
     except Exception as exc:  # truncated, foreign or unsafe files fail in many ways
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise UserError(f"{path}: not a readable PyTorch checkpoint ({first[:200]})") from None
     return _unwrap(obj, path)
 

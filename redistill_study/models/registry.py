@@ -7,13 +7,14 @@ weights come from a checkpoint file or from training).
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import functools
 from collections.abc import Callable
 from typing import Any
 
 import torch.nn as nn
+
+from .._util import did_you_mean
 
 ModelFactory = Callable[..., nn.Module]
 
@@ -52,9 +53,7 @@ def resolve_model_name(name: str) -> str:
     if external is None:
         if name in _MODELS:
             return name
-        known = list(_MODELS)
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        hint = did_you_mean(name, _MODELS)
         raise KeyError(
             f"unknown model {name!r}{hint} (see `redistill-study models`; "
             "or use timm:<name> / torchvision:<name>)"
@@ -62,8 +61,7 @@ def resolve_model_name(name: str) -> str:
     library, model = external
     known = _external_names(library)
     if model not in known:
-        close = difflib.get_close_matches(model, known, n=3)
-        hint = f"; did you mean {', '.join(f'{library}:{c}' for c in close)}?" if close else ""
+        hint = did_you_mean(f"{library}:{model}", [f"{library}:{k}" for k in known])
         raise KeyError(f"unknown {library} model {model!r}{hint}")
     return name
 
@@ -96,8 +94,18 @@ def create_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Built-in model names, sorted; ``pattern`` is a shell-style filter (``"resnet*"``)."""
+    """Model names, sorted; ``pattern`` is a shell-style filter (``"resnet*"``). Built-in
+    names by default; a pattern that starts with ``timm:`` or ``torchvision:`` lists that
+    library's models (``"timm:mobilenetv3*"``)."""
     _load()
+    external = _external(pattern or "")
+    if external is not None:
+        library, inner = external
+        return [
+            f"{library}:{n}"
+            for n in sorted(_external_names(library))
+            if fnmatch.fnmatch(n, inner or "*")
+        ]
     return sorted(n for n in _MODELS if pattern is None or fnmatch.fnmatch(n, pattern))
 
 

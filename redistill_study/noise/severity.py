@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..training.metrics import expected_calibration_error
+from ..metrics import expected_calibration_error
 
 
 def measure_severity(

@@ -14,6 +14,7 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
+from .._util import file_lock, first_line
 from ..errors import UserError, redact_url
 
 # Heartbeats and the retry callback are marked experimental in Optuna; they are what we rely on.
@@ -66,7 +67,7 @@ def open_storage(
             if "already exists" in str(exc) and attempt < 4:
                 time.sleep(0.2 * attempt)
                 continue
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise UserError(
                 f"Optuna storage {redact_url(url)} is not usable: {redact_url(first)[:300]}"
             ) from None
@@ -83,7 +84,7 @@ def open_storage_readonly(url: str) -> RDBStorage:
     try:
         return RDBStorage(url, skip_table_creation=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise UserError(
             f"Optuna storage {redact_url(url)} is not readable: {redact_url(first)[:300]}"
         ) from None
@@ -97,8 +98,6 @@ def sqlite_url(path: Path) -> str:
 def store_init_lock(*urls: str) -> Iterator[None]:
     """Serialise store creation between processes sharing local SQLite files (a lock file next
     to each database). Server databases are created once with `redistill-study init`."""
-    from ..training.teacher import file_lock
-
     paths = sorted(
         Path(url.removeprefix("sqlite:///")).with_suffix(".init.lock")
         for url in urls

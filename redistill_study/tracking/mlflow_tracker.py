@@ -11,9 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._util import first_line
 from ..errors import UserError, redact_url
 
 MAX_PARAM_LENGTH = 6000
+# MLflow 3's UI opens an experiment without this tag on its GenAI traces view; with it, on the
+# table of training runs.
+EXPERIMENT_KIND, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 
 # Stable names other code and users rely on.
 PARAM_KEYS = (
@@ -52,7 +56,7 @@ class Tracker:
             self.client = MlflowClient(tracking_uri=tracking_uri)
             self.experiment_id = self._experiment(experiment, artifact_root)
         except Exception as exc:  # any store failure: the message must not leak credentials
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise UserError(
                 f"MLflow tracking store {redact_url(tracking_uri)} is not usable: "
                 f"{redact_url(first)[:300]}"
@@ -64,9 +68,15 @@ class Tracker:
             try:
                 found = self.client.get_experiment_by_name(name)
                 if found is not None:
+                    if found.tags.get(EXPERIMENT_KIND) != TRAINING_KIND:
+                        self.client.set_experiment_tag(
+                            found.experiment_id, EXPERIMENT_KIND, TRAINING_KIND
+                        )
                     return found.experiment_id
                 location = artifact_root.resolve().as_uri() if artifact_root else None
-                return self.client.create_experiment(name, artifact_location=location)
+                return self.client.create_experiment(
+                    name, artifact_location=location, tags={EXPERIMENT_KIND: TRAINING_KIND}
+                )
             except Exception:
                 if attempt == 4:
                     raise
@@ -111,6 +121,14 @@ class Tracker:
         items = [Metric(k, float(v), stamp, step) for step, ms in steps for k, v in ms.items()]
         for i in range(0, len(items), 1000):
             self.client.log_batch(run_id, metrics=items[i : i + 1000])
+
+    def log_dataset(self, run_id: str, name: str, digest: str, source: str, context: str) -> None:
+        """Attach the data set to the run as an MLflow dataset input (shown in the UI)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(name=name, digest=digest, source_type="local", source=source)
+        tag = InputTag(key="mlflow.data.context", value=context)
+        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset=dataset, tags=[tag])])
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag

@@ -21,10 +21,10 @@ import torch
 from ..config import TrainConfig
 from ..data import DataBundle, iterate_batches
 from ..losses import Context
-from .metrics import classification_metrics
+from ..metrics import classification_metrics
+from .members import Member, learning_rate, predict
 from .runtime import Runtime
 from .stacked import StackedModel, stack_models
-from .trainer import Member, learning_rate, predict
 
 
 class Engine(Protocol):

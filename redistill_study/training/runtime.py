@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ..errors import UserError
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -40,8 +42,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        from ..errors import UserError
-
         raise UserError(
             f"device {name!r} requested but CUDA is not available here (use device: auto)"
         )

@@ -4,12 +4,10 @@ waits, then reuses); files are written atomically."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,15 +15,17 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .._util import file_lock, write_text_atomic
 from ..config import TrainConfig
 from ..data import DataBundle
 from ..losses import create_method
+from ..metrics import classification_metrics
 from ..models import create_model
 from ..models.checkpoint import load_checkpoint, read_state_dict, save_atomic
 from ..noise import flip_labels, undertrained_epochs
-from .metrics import classification_metrics
+from .members import make_member, predict
 from .runtime import Runtime
-from .trainer import make_member, predict, train_cohort
+from .trainer import train_cohort
 
 CACHE_FORMAT = 1
 
@@ -47,17 +47,6 @@ class TeacherSpec:
         payload["format"] = CACHE_FORMAT
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:20]
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def obtain_teacher(
@@ -87,7 +76,7 @@ def obtain_teacher(
         trained, meta = _train(spec, bundle, runtime)
         meta["train_seconds"] = round(time.perf_counter() - started, 2)
         save_atomic(trained.state_dict(), weights)
-        _write_text_atomic(meta_path, json.dumps(meta, indent=2, default=str))
+        write_text_atomic(meta_path, json.dumps(meta, indent=2, default=str))
         meta["source"] = "trained"
         return _ready(trained, runtime), meta
 
@@ -147,12 +136,6 @@ def _ready(model: nn.Module, runtime: Runtime) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def teacher_logits_all(

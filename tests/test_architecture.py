@@ -1,0 +1,74 @@
+"""The layering of docs/architecture.md, read from the code's own imports."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+
+from helpers import REPO
+
+from redistill_study.config.reference import reference
+
+PACKAGE = REPO / "redistill_study"
+ROWS = [
+    {"_util", "errors", "metrics"},
+    {"losses", "noise", "models", "data"},
+    {"config"},
+    {"training"},
+    {"tracking"},
+    {"study"},
+    {"analysis"},
+    {"bench"},
+    {"cli"},
+    {"__main__"},
+]
+ROW = {name: i for i, names in enumerate(ROWS) for name in names}
+
+
+def _edges() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = defaultdict(set)
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        package = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = list(rel.parts[:-1])
+                base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                target = [*base, *(node.module or "").split(".")]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "redistill_study."
+            ):
+                target = node.module.split(".")[1:]
+            else:
+                continue
+            if target and target[0] and target[0] != package:
+                edges[package].add(target[0])
+    return edges
+
+
+def test_every_package_has_a_row() -> None:
+    found = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    found |= {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    assert found == set(ROW), found ^ set(ROW)
+
+
+def test_imports_only_point_down() -> None:
+    wrong = [
+        f"{source} (row {ROW[source]}) imports {target} (row {ROW[target]})"
+        for source, targets in _edges().items()
+        for target in targets
+        if ROW[target] >= ROW[source]
+    ]
+    assert not wrong, wrong
+
+
+def test_the_configuration_reference_is_current() -> None:
+    written = (REPO / "docs" / "config.md").read_text()
+    assert written == reference(), "docs/config.md is out of date: run `make docs`"
+
+
+def test_every_config_key_has_a_meaning() -> None:
+    rows = [line for line in reference().splitlines() if line.startswith("| `")]
+    assert rows and all(not line.rstrip().endswith("|  |") for line in rows), [
+        line for line in rows if line.rstrip().endswith("|  |")
+    ]
