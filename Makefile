@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install system-deps docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,20 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m redistill_study run
 
-test: $(STAMP)
+# PostgreSQL, Chromium and Fashion-MNIST for the tests that use them (Debian, as root).
+system-deps:
+	@tools/system-deps.sh
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check redistill_study tests
+	$(BIN)/ruff check redistill_study tests tools
+	$(BIN)/ruff format --check redistill_study tests tools
+
+# Regenerate docs/config.md from the schema (a test fails when it is out of date).
+docs: $(STAMP)
+	$(BIN)/python -m redistill_study.config.reference > docs/config.md
 
 clean:
 	rm -rf $(VENV) default

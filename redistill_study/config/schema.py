@@ -25,24 +25,39 @@ class Strict(BaseModel):
 
 
 class TrainConfig(Strict):
-    """An SGD-style recipe (mdistiller's CIFAR recipe is ``sgd``, lr 0.05, step ×0.1)."""
+    """A training recipe (mdistiller's CIFAR recipe is ``sgd``, lr 0.05, step ×0.1)."""
 
-    epochs: int = Field(20, ge=1, le=100_000)
-    batch_size: int = Field(64, ge=1, le=1_000_000)
-    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = Field(0.05, gt=0, le=100)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = False
-    weight_decay: float = Field(5e-4, ge=0, le=1)
-    schedule: Literal["step", "cosine", "constant"] = "step"
-    milestones: list[int] = Field(default_factory=list)
-    gamma: float = Field(0.1, gt=0, le=1)
-    warmup_epochs: int = Field(0, ge=0, le=100_000)
-    # Train on a seeded, stratified subset of this many training samples (None: all of them);
-    # a teacher and its students can see subsets of different sizes of the same split.
-    subset: int | None = Field(None, ge=1)
-    # Validate every N epochs (the last epoch always): the pruner sees these epochs only.
-    val_every: int = Field(1, ge=1, le=100_000)
+    epochs: int = Field(20, ge=1, le=100_000, description="epochs of training")
+    batch_size: int = Field(64, ge=1, le=1_000_000, description="samples per optimiser step")
+    optimizer: Literal["sgd", "adam", "adamw"] = Field("sgd", description="the optimiser")
+    lr: float = Field(0.05, gt=0, le=100, description="base learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    nesterov: bool = Field(False, description="Nesterov momentum (SGD)")
+    weight_decay: float = Field(
+        5e-4, ge=0, le=1, description="weight decay (not on biases and norm parameters)"
+    )
+    schedule: Literal["step", "cosine", "constant"] = Field(
+        "step", description="learning-rate schedule over the epochs"
+    )
+    milestones: list[int] = Field(
+        default_factory=list, description="epochs at which a step schedule multiplies by gamma"
+    )
+    gamma: float = Field(0.1, gt=0, le=1, description="step schedule factor")
+    warmup_epochs: int = Field(
+        0, ge=0, le=100_000, description="epochs of linear learning-rate warm-up"
+    )
+    subset: int | None = Field(
+        None,
+        ge=1,
+        description="train on a seeded, stratified subset of this many training samples "
+        "(null: all); teachers and students can see subsets of different sizes",
+    )
+    val_every: int = Field(
+        1,
+        ge=1,
+        le=100_000,
+        description="validate every N epochs (and after the last); the pruner sees these only",
+    )
 
     @field_validator("milestones")
     @classmethod
@@ -53,27 +68,52 @@ class TrainConfig(Strict):
 
 
 class DatasetConfig(Strict):
-    name: str = "digits"
-    root: str | None = None
-    download: bool = False
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    test_fraction: float = Field(0.2, gt=0, lt=1)  # datasets that ship no test split
-    split_seed: int = Field(0, ge=0)
-    # auto: the data set's own (cifar: crop 32 with padding 4 + flip; fashion_mnist: crop 28
-    # with padding 2 + flip; mnist: crop with padding 2; imagefolder: random-resized crop + flip).
-    augment: Literal["auto", "none", "cifar", "crop_flip", "crop", "imagenet"] = "auto"
-    train_subset: int | None = Field(None, ge=1)  # a seeded, stratified subset of N train samples
-    image_size: int = Field(224, ge=8, le=2048)  # imagefolder only
+    """The data set and its fixed, seeded splits."""
+
+    name: str = Field(
+        "digits", description="digits, fashion_mnist, mnist, cifar10, cifar100 or imagefolder"
+    )
+    root: str | None = Field(
+        None,
+        description="folder of the data set's files, relative to the config (null: the data "
+        "set's default, e.g. /usr/share/datasets/fashion-mnist)",
+    )
+    download: bool = Field(False, description="let torchvision fetch CIFAR into root")
+    val_fraction: float = Field(
+        0.2, gt=0, lt=1, description="share of the training split held out for validation"
+    )
+    test_fraction: float = Field(
+        0.2, gt=0, lt=1, description="share held out as test, for data sets without a test split"
+    )
+    split_seed: int = Field(0, ge=0, description="seed of the validation (and test) split")
+    augment: Literal["auto", "none", "cifar", "crop_flip", "crop", "imagenet"] = Field(
+        "auto",
+        description="on-device augmentation; auto: the data set's own (cifar: crop 32, padding "
+        "4, flip; fashion_mnist: crop, padding 2, flip; mnist: crop, padding 2; imagefolder: "
+        "random-resized crop, flip); none lets teacher logits be cached",
+    )
+    train_subset: int | None = Field(
+        None, ge=1, description="a seeded, stratified subset of N training samples for the study"
+    )
+    image_size: int = Field(224, ge=8, le=2048, description="imagefolder: crop size")
 
 
 class ModelConfig(Strict):
-    model: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    """A model by name, with constructor arguments."""
+
+    model: str = Field(
+        description="a built-in model (`redistill-study models`), timm:<name> or torchvision:<name>"
+    )
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of the model's constructor"
+    )
 
 
 class Normalization(Strict):
-    mean: list[float] = Field(min_length=1, max_length=4)
-    std: list[float] = Field(min_length=1, max_length=4)
+    """An input normalisation, one value per channel."""
+
+    mean: list[float] = Field(min_length=1, max_length=4, description="per-channel mean")
+    std: list[float] = Field(min_length=1, max_length=4, description="per-channel std (> 0)")
 
     @model_validator(mode="after")
     def _matching(self) -> Normalization:
@@ -83,13 +123,24 @@ class Normalization(Strict):
 
 
 class TeacherConfig(ModelConfig):
-    checkpoint: str | None = None
-    # The teacher's own training seed (None: the study's seed). Distinct seeds make distinct
-    # teachers of one architecture: separate units of the verdict.
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
-    train: TrainConfig | None = None  # None: the study's teacher_train recipe
-    # The input normalisation the teacher was trained with, if it differs from the data's.
-    normalization: Normalization | None = None
+    """A pair's teacher: trained by the study (and cached), or loaded from a checkpoint."""
+
+    checkpoint: str | None = Field(
+        None, description="weights to load instead of training (relative to the config)"
+    )
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="the teacher's training seed (null: the study seed); distinct seeds make "
+        "distinct teachers, separate units of the verdict",
+    )
+    train: TrainConfig | None = Field(
+        None, description="the teacher's recipe (null: the study's teacher_train)"
+    )
+    normalization: Normalization | None = Field(
+        None, description="the input normalisation the teacher was trained with, if different"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> TeacherConfig:
@@ -99,10 +150,20 @@ class TeacherConfig(ModelConfig):
 
 
 class PairConfig(Strict):
-    name: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[\w.+-]+$")
-    teacher: TeacherConfig
-    student: ModelConfig
-    train: dict[str, Any] = Field(default_factory=dict)  # overrides of the student recipe
+    """One teacher–student pair."""
+
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[\w.+-]+$",
+        description="the pair's label (null: teacher-student)",
+    )
+    teacher: TeacherConfig = Field(description="the teacher")
+    student: ModelConfig = Field(description="the student")
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of the student recipe for this pair"
+    )
 
     @property
     def label(self) -> str:
@@ -110,9 +171,15 @@ class PairConfig(Strict):
 
 
 class NoiseConfig(Strict):
-    kind: NoiseKind
-    levels: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
-    mode: Literal["symmetric", "asymmetric"] = "symmetric"  # label_noise_teacher only
+    """A teacher-noise kind and its levels (each level is a noise setting)."""
+
+    kind: NoiseKind = Field(description="the kind of teacher unreliability")
+    levels: list[float] = Field(
+        default_factory=lambda: [0.0], min_length=1, description="the levels, each a setting"
+    )
+    mode: Literal["symmetric", "asymmetric"] = Field(
+        "symmetric", description="label_noise_teacher: uniform flips or c → c+1"
+    )
 
     @field_validator("levels")
     @classmethod
@@ -126,65 +193,114 @@ class NoiseConfig(Strict):
 
 
 class MethodConfig(Strict):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[\w.+-]+$")
-    # The registered method this arm runs (None: the one called `name`), so one method can
-    # appear twice under two names, e.g. {name: kd_t2, method: kd, params: {T: 2}}.
-    method: str | None = None
-    tune: bool | None = None  # None: the method's own default
-    trials: int | None = Field(None, ge=1, le=100_000)
-    params: dict[str, Any] = Field(default_factory=dict)
+    """One arm of the study: a registered method, fixed or tuned."""
+
+    name: str = Field(
+        min_length=1, max_length=100, pattern=r"^[\w.+-]+$", description="the arm's name"
+    )
+    method: str | None = Field(
+        None,
+        description="the registered method it runs (null: the one called `name`), so one "
+        "method can appear twice, e.g. {name: kd_t2, method: kd, params: {T: 2}}",
+    )
+    tune: bool | None = Field(
+        None, description="search its space with Optuna (null: the method's own default)"
+    )
+    trials: int | None = Field(
+        None, ge=1, le=100_000, description="search trials per cell (null: tuning.trials)"
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="fixed hyper-parameters (`redistill-study methods`)"
+    )
 
 
 class TuningConfig(Strict):
-    trials: int = Field(8, ge=1, le=100_000)
-    # The training seed of every search trial (None: the study seed + 10,000). It must differ
-    # from the evaluation seeds, so no final score comes from the run that won the search.
-    seed: int | None = Field(None, ge=0, le=2**40)
-    sampler: Literal["tpe", "random"] = "tpe"
-    pruner: Literal["median", "none"] = "median"
-    startup_trials: int = Field(4, ge=0, le=100_000)
-    warmup_epochs: int = Field(3, ge=0, le=100_000)
+    """How tuned methods search, on the validation split."""
+
+    trials: int = Field(8, ge=1, le=100_000, description="search trials per cell and method")
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**40,
+        description="training seed of every search trial (null: study seed + 10,000); never an "
+        "evaluation seed",
+    )
+    sampler: Literal["tpe", "random"] = Field("tpe", description="Optuna sampler")
+    pruner: Literal["median", "none"] = Field("median", description="Optuna pruner")
+    startup_trials: int = Field(
+        4, ge=0, le=100_000, description="trials before the sampler and pruner act"
+    )
+    warmup_epochs: int = Field(
+        3, ge=0, le=100_000, description="epochs before a trial can be pruned"
+    )
 
 
 class VerdictConfig(Strict):
     """The question, declared before any result exists (and locked once a study has started)."""
 
-    # Equivalence margin δ in accuracy, as a fraction (0.005 = 0.5 points); None: the data
-    # set's default.
-    margin: float | None = Field(None, gt=0, lt=1)
-    alpha: float = Field(0.05, gt=0, lt=0.5)
-    # Arms by role. None: `redistill` and `redistill_student_first` where the study has them.
-    fixed: list[str] | None = None
-    # The arm whose λ is searched per pair. None: `redistill_tuned` where the study tunes it;
-    # "none" declares that the study has no searched arm (and so no tuning verdict).
-    searched: str | None = None
-    reference: str | None = None  # None: `kd` where the study has it
+    margin: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="the margin δ in accuracy, as a fraction (0.01 = 1 point; null: the data "
+        "set's default)",
+    )
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="the test's level")
+    fixed: list[str] | None = Field(
+        None,
+        description="the fixed arms (null: redistill and redistill_student_first, where present)",
+    )
+    searched: str | None = Field(
+        None,
+        description="the arm whose λ is searched per pair (null: redistill_tuned where it is "
+        'tuned; "none": no tuning verdict)',
+    )
+    reference: str | None = Field(None, description="the reference arm (null: kd, where present)")
 
 
 class StudyConfig(Strict):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[\w.+-]+$")
-    description: str = ""
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    seeds: int = Field(3, ge=1, le=1000)
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda|cuda:\d+|mps)$")
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    channels_last: Literal["auto", "on", "off"] = "auto"
-    compile: bool = False
-    cohort_size: int = Field(4, ge=1, le=256)
-    # Train a cohort of one student architecture as one wide model (one forward and backward
-    # for all), where that reproduces the members up to float round-off; otherwise, and with
-    # false, one student after another (bit for bit as each would train alone).
-    vectorize: bool = True
-    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
-    teacher_train: TrainConfig = Field(default_factory=TrainConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    pairs: list[PairConfig] = Field(min_length=1)
-    noise: list[NoiseConfig] = Field(
-        default_factory=lambda: [NoiseConfig(kind="none")], min_length=1
+    """A study: pairs × noise settings × methods × seeds on one data set."""
+
+    name: str = Field(
+        min_length=1, max_length=100, pattern=r"^[\w.+-]+$", description="the study's name"
     )
-    methods: list[MethodConfig] = Field(min_length=1)
-    tuning: TuningConfig = Field(default_factory=TuningConfig)
-    verdict: VerdictConfig = Field(default_factory=VerdictConfig)
+    description: str = Field("", description="one line about the study")
+    seed: int = Field(
+        0, ge=0, le=2**31 - 1, description="the study seed; evaluation seeds start here"
+    )
+    seeds: int = Field(3, ge=1, le=1000, description="evaluation seeds per arm")
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|cuda|cuda:\d+|mps)$", description="auto, cpu, cuda, cuda:N"
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="autocast precision (auto: bf16 on CUDA)"
+    )
+    channels_last: Literal["auto", "on", "off"] = Field(
+        "auto", description="channels-last memory format (auto: on for CUDA)"
+    )
+    compile: bool = Field(False, description="wrap students in torch.compile")
+    cohort_size: int = Field(4, ge=1, le=256, description="students trained on one data stream")
+    vectorize: bool = Field(
+        True,
+        description="train a cohort as one wide model where that is exact up to round-off "
+        "(false: one student after another, bit for bit as alone)",
+    )
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig, description="the data set")
+    teacher_train: TrainConfig = Field(
+        default_factory=TrainConfig, description="the teachers' recipe"
+    )
+    train: TrainConfig = Field(default_factory=TrainConfig, description="the students' recipe")
+    pairs: list[PairConfig] = Field(min_length=1, description="the teacher–student pairs")
+    noise: list[NoiseConfig] = Field(
+        default_factory=lambda: [NoiseConfig(kind="none")],
+        min_length=1,
+        description="teacher-noise settings",
+    )
+    methods: list[MethodConfig] = Field(min_length=1, description="the arms")
+    tuning: TuningConfig = Field(default_factory=TuningConfig, description="the searches")
+    verdict: VerdictConfig = Field(
+        default_factory=VerdictConfig, description="the declared question"
+    )
 
     @field_validator("channels_last", mode="before")
     @classmethod
