@@ -41,7 +41,8 @@ def _options(args: argparse.Namespace, path: Path, output: Path, **extra: Any):
 
 
 def _summarise(results: Any, output: Path, config: Any) -> tuple[Any, dict[str, Any]]:
-    from .analysis.summary import build_report, write_outputs
+    from .analysis.report import write_outputs
+    from .analysis.summary import build_report
 
     report = build_report(results)
     meta = (
@@ -61,6 +62,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     output = _output(args, config)
     if args.workers > 1:
         return _run_workers(args, config, path, output)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     options = _options(
         args,
         path,
@@ -73,6 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner = StudyRunner(config, options)
     if not args.quiet:
         print(f"study {config.name!r} from {path} → {output}")
+    runner.bundle  # noqa: B018  (load the data first: a study that cannot read it creates no stores)
     try:
         with runner.session():
             runner.work()
@@ -294,7 +300,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     names = list_models(args.pattern)
     if not names:
-        raise UserError(f"no built-in model matches {args.pattern!r}")
+        raise UserError(f"no model matches {args.pattern!r} (try 'timm:*' or 'torchvision:*')")
+    if ":" in (args.pattern or ""):  # timm / torchvision: names only (building each is slow)
+        print("\n".join(names))
+        return 0
     for name in names:
         classes = 100 if model_family(name) == "cifar" else 10
         params = count_parameters(create_model(name, num_classes=classes))
@@ -338,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cohort-size", type=int, help="students trained together per teacher pass")
     run.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides the config)")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
+    run.add_argument(
+        "--threads", type=int, help="CPU threads for torch (results reproduce per thread count)"
+    )
     run.add_argument(
         "--workers",
         type=int,
@@ -399,7 +411,15 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(func=cmd_models)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("what", choices=["losses", "throughput"], help="what to measure")
+    bench.add_argument("what", choices=["losses", "throughput", "study"], help="what to measure")
+    bench.add_argument(
+        "study", nargs="?", help="for `bench study`: the study YAML (default: the embedded one)"
+    )
+    bench.add_argument(
+        "--epochs",
+        type=int,
+        help="for `bench study`: train this many epochs (default: the recipe's)",
+    )
     bench.add_argument("--repeats", type=int, default=20, help="timed rounds per figure")
     bench.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     bench.set_defaults(func=cmd_bench)

@@ -108,6 +108,10 @@ def test_tiny_study_end_to_end_then_resume(tiny_config: Path, tmp_path: Path, ca
     assert not [r for r in runs if r.info.status == "RUNNING"]
     names = [r.info.run_name for r in children]
     assert len(set(names)) == len(names)  # unique, readable run names
+    # MLflow 3's UI opens the experiment on its training-runs table, with the data set attached.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert all(r.inputs.dataset_inputs[0].dataset.name == "digits" for r in children)
+    assert parents[0].data.params["threads"] and parents[0].data.params["verdict.margin"]
     for run in children:
         assert set(PARAM_KEYS) <= set(run.data.params)
         if run.data.params["method"] != "ce":
@@ -182,3 +186,28 @@ def test_the_declared_question_cannot_change_on_resume(tmp_path: Path, capsys) -
     assert main(["run", str(config), "--output", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "verdict.margin: 0.02 differs from 0.01" in err and len(err.strip().splitlines()) == 1
+
+
+def test_workers_flag_forwards_the_arguments_and_summarises_from_the_stores(
+    tmp_path: Path, capsys
+) -> None:
+    data = tiny_study(
+        seeds=1,
+        methods=[{"name": "kd"}, {"name": "redistill"}],
+        noise=[{"kind": "none"}],
+        train={"epochs": 1, "batch_size": 64, "lr": 0.05},
+    )
+    config = write_yaml(tmp_path / "w.yaml", data)
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--output", str(out), "--workers", "2", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "verdict:" in printed and (out / "summary.csv").is_file()
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    workers = {
+        r.data.tags.get("redistill.host")
+        for r in runs
+        if r.data.tags.get("redistill.role") == "invocation"
+    }
+    invocations = [r for r in runs if r.data.tags.get("redistill.role") == "invocation"]
+    assert len(invocations) == 2 and workers  # the two workers; the summary wrote nothing there

@@ -1,6 +1,6 @@
 """Every method against a separate numpy implementation of its formula, plus its defining property.
 
-The numpy references below are written from the formulas in METHOD.md §3 and the papers, not
+The numpy references below are written from the formulas in docs/method.md §3 and the papers, not
 from the torch code: plain probabilities, explicit loops where that is clearer.
 """
 

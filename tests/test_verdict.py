@@ -218,7 +218,7 @@ def test_bounds_match_statsmodels_and_holm_matches_multipletests() -> None:
 
 
 def test_unit_means_agree_with_a_mixed_model_on_a_balanced_design() -> None:
-    # METHOD.md §6: the t bound over unit means and a random-intercept model agree when the
+    # docs/method.md §6: the t bound over unit means and a random-intercept model agree when the
     # design is balanced. statsmodels' MixedLM is the independent check of the estimate and SE.
     import pandas as pd
     import statsmodels.formula.api as smf

@@ -1,7 +1,7 @@
 """The power calculator: a study's own design pushed through the verdict's rule by simulation.
 
-The model (the one the rule is calibrated against, METHOD.md §6): for fixed arm k, unit u, noise
-setting n and evaluation seed s, test top-1 is a shared per-seed effect (common to every arm
+The model (the one the rule is calibrated against, docs/method.md §6): for fixed arm k, unit u,
+noise setting n and evaluation seed s, test top-1 is a shared per-seed effect (common to every arm
 of the pair, so it cancels in paired differences) plus run noise of sd σ; the searched arm is
 better than arm k by ρ_n + τ·z_{k,u,n} and the reference by d_n + τ·z'_{k,u,n}, with z ~ N(0, 1)
 (τ: how much the regret varies between units). Pairs that share a teacher are one unit: their

@@ -10,6 +10,10 @@ def run_benchmark(what: str, args: argparse.Namespace) -> int:
         from .losses import run
 
         return run(repeats=args.repeats, device_name=args.device)
+    if what == "study":
+        from .study import run as run_study
+
+        return run_study(args)
     from .throughput import run as run_throughput
 
     return run_throughput(args)

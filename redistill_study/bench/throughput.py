@@ -4,7 +4,9 @@ One run, CIFAR-shaped synthetic data, resnet32x4 teacher → resnet8x4 students,
 (a) naive: torchvision DataLoader with per-sample transforms, one trial at a time, a teacher
     forward per trial;
 (b) the fast path with K = 1: tensors on the device, batched on-device augmentation;
-(c) cohorts of K = 4 and K = 8 students sharing each batch and each teacher forward.
+(c) cohorts of K = 4 and K = 8 students sharing each batch and each teacher forward, stepped one
+    after another;
+(d) the same cohorts vectorised: one wide model, one forward and one backward for all K.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def _naive(teacher, x, y, device: torch.device, batches: int) -> float:
     return done / (time.perf_counter() - start)
 
 
-def _cohort(teacher, x, y, runtime, k: int, batches: int) -> float:
+def _cohort(teacher, x, y, runtime, k: int, batches: int, vectorize: bool = False) -> float:
     mean, std = NORMALIZATION["cifar100"]
     n = BATCH * (batches + 1)
     bundle = DataBundle(
@@ -122,6 +124,7 @@ def _cohort(teacher, x, y, runtime, k: int, batches: int) -> float:
         runtime=runtime,
         teacher=teacher_fn,
         evaluate_val=False,
+        vectorize=vectorize,
     )
     _sync(runtime.device)
     return k * BATCH * batches / (time.perf_counter() - timer["start"])
@@ -146,7 +149,13 @@ def run(args: argparse.Namespace) -> int:
     )
     naive = _naive(teacher, x, y, device, batches)
     print(f"  (a) naive DataLoader loop, K=1   {naive:8.1f}/s   ×1.00")
-    for label, k in (("(b) fast path, K=1", 1), ("(c) cohort, K=4", 4), ("(c) cohort, K=8", 8)):
-        rate = _cohort(teacher, x, y, runtime, k, batches)
+    for label, k, vectorize in (
+        ("(b) fast path, K=1", 1, False),
+        ("(c) cohort one by one, K=4", 4, False),
+        ("(c) cohort one by one, K=8", 8, False),
+        ("(d) cohort vectorised, K=4", 4, True),
+        ("(d) cohort vectorised, K=8", 8, True),
+    ):
+        rate = _cohort(teacher, x, y, runtime, k, batches, vectorize)
         print(f"  {label:<32} {rate:8.1f}/s   ×{rate / naive:.2f}")
     return 0

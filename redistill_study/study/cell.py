@@ -15,11 +15,11 @@ import torch.nn as nn
 from ..config import resolve_path
 from ..data import DataBundle
 from ..errors import UserError
+from ..metrics import classification_metrics
 from ..models.checkpoint import save_atomic
 from ..models.wrappers import Renormalize
 from ..noise import NoiseSetting, measure_severity
 from ..training import Runtime, TeacherSpec, obtain_teacher, teacher_logits_all
-from ..training.metrics import classification_metrics
 from .plan import Cell, Plan
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..data import DataBundle
+from ..metrics import classification_metrics
 from ..training import Member, Runtime, make_member, predict, train_cohort
-from ..training.metrics import classification_metrics
 from .cell import CellTeacher
 from .plan import Cell, Plan
 from .queue import Claimed

@@ -42,9 +42,12 @@ class Recorder:
         dataset: str,
         num_classes: int,
         say: Callable[..., None],
+        data_digest: str = "",
+        data_source: str = "",
     ) -> None:
         self.tracker, self.parent_run_id, self.worker = tracker, parent_run_id, worker
         self.dataset, self.num_classes, self.say = dataset, num_classes, say
+        self.data_digest, self.data_source = data_digest, data_source
         self.trained = 0
         self.engine = ""  # how the current cohort was trained: vectorised or sequential
         # Per-epoch metrics wait here and reach MLflow in one write when the run ends: one
@@ -76,6 +79,10 @@ class Recorder:
         ):
             c.trial.set_user_attr(key, value)
         self._epochs[c.run_id] = [(0, dict(teacher_metrics))]
+        if self.data_digest:
+            self.tracker.log_dataset(
+                c.run_id, self.dataset, self.data_digest, self.data_source, "training"
+            )
 
     def _params(self, c: Claimed, teacher_label: str) -> dict[str, Any]:
         cell = c.unit.cell

@@ -21,7 +21,7 @@ import torch
 from optuna.trial import FrozenTrial
 
 from ..config import StudyConfig
-from ..data import DataBundle, build_dataset
+from ..data import DataBundle, build_dataset, data_root
 from ..errors import UserError, redact_url
 from ..tracking import Tracker
 from ..training import Runtime, make_runtime
@@ -226,6 +226,11 @@ class StudyRunner:
             self.config.dataset.name,
             self.bundle.num_classes,
             self.progress.say,
+            data_digest=self.bundle.fingerprint,
+            data_source=str(
+                data_root(self.config.dataset, self.options.config_path.parent)
+                or self.config.dataset.name
+            ),
         )
         last_sweep = 0.0
         try:

@@ -1,0 +1,89 @@
+"""`bench study`: a study's own students, trained as one cohort one by one and vectorised,
+side by side in one process; trainings per second and the ratio, per student architecture.
+
+For every student architecture of the study, a cohort of ``cohort_size`` members (the study's
+methods at their defaults, in turn) trains for the study's student recipe on its data, first
+with the one-by-one engine, then with the vectorised one, from the same initial weights. The
+teacher's logits come from a fixed table, as they do in a study whose data has no augmentation
+(the cached path); the figure is the students' cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from ..config import default_study_path, load_study
+from ..data import build_dataset
+from ..study import build_plan
+from ..training import make_member, make_runtime, train_cohort
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.study) if args.study else default_study_path()
+    config = load_study(path)
+    plan = build_plan(config)
+    bundle = build_dataset(config.dataset, path.parent)
+    runtime = make_runtime(
+        args.device if args.device != "cpu" or config.device == "auto" else config.device,
+        config.precision,
+        config.channels_last,
+        config.compile,
+    )
+    k = config.cohort_size
+    table = (
+        torch.randn(
+            len(bundle.train), bundle.num_classes, generator=torch.Generator().manual_seed(0)
+        )
+        * 3
+    )
+    table = table.to(runtime.device)
+    students = {}
+    for pair in config.pairs:
+        students.setdefault(plan.student_key(pair), pair)
+    print(
+        f"bench study {config.name}: {len(students)} student architecture(s), cohorts of K = {k},"
+        f" {runtime.device} ({torch.get_num_threads()} threads)"
+    )
+    print(f"  {'student':<22} {'one by one':>14} {'vectorised':>14}   ratio")
+    for pair in students.values():
+        recipe = plan.student_recipe(pair)
+        if args.epochs:
+            recipe = recipe.model_copy(update={"epochs": args.epochs})
+        rates = []
+        for vectorize in (False, True):
+            members = [
+                make_member(
+                    i,
+                    model_name=pair.student.model,
+                    model_args=pair.student.args,
+                    num_classes=bundle.num_classes,
+                    seed=i,
+                    method=plan.methods[i % len(plan.methods)].cls(
+                        **plan.methods[i % len(plan.methods)].config.params
+                    ),
+                    recipe=recipe,
+                    runtime=runtime,
+                )
+                for i in range(k)
+            ]
+            started = time.perf_counter()
+            engine = train_cohort(
+                members,
+                bundle,
+                recipe,
+                data_seed=0,
+                runtime=runtime,
+                teacher=lambda idx, x, y: table.index_select(0, idx),
+                vectorize=vectorize,
+            )
+            if runtime.device.type == "cuda":
+                torch.cuda.synchronize(runtime.device)
+            rates.append((k / (time.perf_counter() - started), engine))
+        (seq, _), (vec, engine) = rates
+        label = pair.student.model + (" (fell back)" if engine != "vectorised" else "")
+        print(f"  {label:<22} {seq:10.2f} tr/s {vec:10.2f} tr/s   ×{vec / seq:.2f}")
+    return 0

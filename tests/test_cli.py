@@ -1,0 +1,50 @@
+"""What a user discovers from the command line: listings, exit codes, help on every option."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from helpers import tiny_study, write_yaml
+
+from redistill_study.cli import build_parser, main
+
+
+def test_models_lists_timm_and_torchvision_names(capsys) -> None:
+    assert main(["models", "timm:mobilenetv3_small*"]) == 0
+    assert "timm:mobilenetv3_small_100" in capsys.readouterr().out.split()
+    assert main(["models", "torchvision:resnet1*"]) == 0
+    assert "torchvision:resnet18" in capsys.readouterr().out.split()
+    assert main(["models", "fm_*"]) == 0
+    out = capsys.readouterr().out
+    assert "fm_cnn_xs" in out and "M params" in out
+
+
+@pytest.mark.parametrize("command", ["models", "methods"])
+def test_nothing_matches_is_exit_2_for_every_listing(command: str, capsys) -> None:
+    assert main([command, "zzz*"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1
+
+
+def test_every_option_of_every_command_is_described() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
+                continue
+            if not action.help:
+                missing.append(f"{name} {action.option_strings or action.dest}")
+    assert not missing, missing
+
+
+def test_did_you_mean_inside_a_pairs_train(tmp_path: Path, capsys) -> None:
+    data = tiny_study()
+    data["pairs"][0]["train"] = {"eopchs": 3}
+    path = write_yaml(tmp_path / "typo.yaml", data)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "pairs[0].train.eopchs" in err and "did you mean 'epochs'" in err
