@@ -157,3 +157,28 @@ def test_workers_cooperate_and_survive_a_killed_worker(stores, tmp_path: Path) -
     assert not running, [(r.info.run_name, r.data.tags.get("redistill.role")) for r in running]
     killed_runs = [r for r in runs if r.info.status == "KILLED"]
     assert any(r.data.tags.get("fail_reason") == "worker stopped heartbeating" for r in killed_runs)
+
+
+def test_one_query_finds_the_same_waiting_trials_as_the_api(tmp_path: Path) -> None:
+    from redistill_study.study.waiting import waiting_trials
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'w.db'}")
+    names = []
+    for i in range(3):
+        study = optuna.create_study(study_name=f"s/unit{i}", storage=storage)
+        names.append(study.study_name)
+        for seed in range(4):
+            study.enqueue_trial({}, user_attrs={"seed": seed, "slot": seed})
+        study.ask()  # one trial leaves the queue
+    optuna.create_study(study_name="other/unit", storage=storage).enqueue_trial({})
+    fast = waiting_trials(storage, "s/", names)
+
+    class NoEngine:  # the same storage seen through Optuna's API only
+        def __getattr__(self, name):
+            if name == "engine":
+                raise AttributeError(name)
+            return getattr(storage, name)
+
+    slow = waiting_trials(NoEngine(), "s/", names)
+    assert fast == slow and len(fast) == 9
+    assert {w.seed for w in fast} == {1, 2, 3} and {w.unit for w in fast} == set(names)

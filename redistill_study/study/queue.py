@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..config import TuningConfig
 from .phases import Phase
 from .plan import Plan, Unit
+from .waiting import Waiting, waiting_trials
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -151,57 +152,53 @@ class TrialQueue:
     def claim_cohort(self, cohort_size: int, worker: str) -> list[Claimed]:
         """Up to ``cohort_size`` waiting trials that can share one data stream: the same
         student architecture, recipe and seed, from any cell (each keeps its own teacher).
-        Searches go first, since the phases after them wait on them; then the lowest seed."""
-        groups: dict[tuple[str, int], list[tuple[Unit, optuna.Study, FrozenTrial]]] = {}
-        for unit in self.plan.all_units():
-            if unit.name in self._finished:
-                continue
-            study = self.study(unit)
-            if study is None:
-                continue
-            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-                key = (self.plan.student_key(unit.cell.pair), int(t.user_attrs.get("seed", 0)))
-                groups.setdefault(key, []).append((unit, study, t))
+        Searches go first, since the phases after them wait on them; then the lowest seed.
+        One query finds every waiting trial (:mod:`.waiting`)."""
+        units = {u.name: u for u in self.plan.all_units() if u.name not in self._finished}
+        groups: dict[tuple[str, int], list[tuple[Unit, Waiting]]] = {}
+        for w in waiting_trials(self.storage, f"{self.plan.config.name}/", units):
+            unit = units[w.unit]
+            groups.setdefault((self.plan.student_key(unit.cell.pair), w.seed), []).append((unit, w))
         ranked = sorted(
             groups.items(),
             key=lambda kv: (
-                not any(u.phase is Phase.SEARCH for u, _, _ in kv[1]),
+                not any(u.phase is Phase.SEARCH for u, _ in kv[1]),
                 kv[0][1],
                 kv[0][0],
             ),
         )
+        order = {name: i for i, name in enumerate(units)}
         for _, waiting in ranked:
             claimed: list[Claimed] = []
-            for unit, study, frozen in waiting:
+            for unit, w in sorted(waiting, key=lambda uw: (order[uw[0].name], uw[1].number)):
                 if len(claimed) >= cohort_size:
                     break
-                c = self._claim(unit, study, frozen, worker)
+                c = self._claim(unit, w, worker)
                 if c is not None:
                     claimed.append(c)
             if claimed:
                 return claimed
         return []
 
-    def _claim(
-        self, unit: Unit, study: optuna.Study, frozen: FrozenTrial, worker: str
-    ) -> Claimed | None:
-        study_id = self.storage.get_study_id_from_name(unit.name)
-        trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
+    def _claim(self, unit: Unit, w: Waiting, worker: str) -> Claimed | None:
         try:
-            ok = self.storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+            ok = self.storage.set_trial_state_values(w.trial_id, TrialState.RUNNING)
         except UpdateFinishedTrialError:
             ok = False
         if not ok:
             return None  # another worker took it
-        self.storage.record_heartbeat(trial_id)
-        trial = optuna.Trial(study, trial_id)
+        self.storage.record_heartbeat(w.trial_id)
+        study = self.study(unit)
+        assert study is not None
+        trial = optuna.Trial(study, w.trial_id)
         trial.set_user_attr("worker", worker)
         hparams = unit.method.hparams()
         if unit.phase is Phase.SEARCH:
             hparams.update(unit.method.cls.suggest(trial))
         elif unit.phase.depends_on_search:
-            hparams.update(json.loads(frozen.user_attrs.get("hparams", "{}")))
-        return Claimed(unit, study, trial, trial_id, hparams, int(frozen.user_attrs["seed"]))
+            attrs = self.storage.get_trial_user_attrs(w.trial_id)
+            hparams.update(json.loads(attrs.get("hparams", "{}")))
+        return Claimed(unit, study, trial, w.trial_id, hparams, w.seed)
 
     def release(
         self, cohort: list[Claimed], reason: str, requeue: bool, force: bool = False

@@ -1,0 +1,66 @@
+"""Every waiting trial of a study in one query: what a claim needs to choose a cohort.
+
+Optuna's storage API asks per study; a study of hundreds of units would cost hundreds of
+queries per claim. For the relational storages this reads Optuna's tables directly — one
+``SELECT`` over ``trials``, ``studies`` and the ``seed`` user attribute, prefixed by the
+study's name — and falls back to the per-study API anywhere else (or if the tables ever change).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+
+_QUERY = """
+SELECT s.study_name, t.trial_id, t.number, a.value_json
+FROM trials t
+JOIN studies s ON s.study_id = t.study_id
+LEFT JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'seed'
+WHERE t.state = 'WAITING' AND substr(s.study_name, 1, :n) = :prefix
+"""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    unit: str  # the unit's study name
+    trial_id: int
+    number: int
+    seed: int
+
+
+def waiting_trials(storage: BaseStorage, prefix: str, units: Iterable[str]) -> list[Waiting]:
+    """WAITING trials of the studies named in ``units`` (all sharing ``prefix``)."""
+    wanted = set(units)
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        try:
+            import sqlalchemy
+
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sqlalchemy.text(_QUERY), {"n": len(prefix), "prefix": prefix}
+                ).fetchall()
+            return sorted(
+                (
+                    Waiting(name, trial_id, number, int(json.loads(seed)) if seed else 0)
+                    for name, trial_id, number, seed in rows
+                    if name in wanted
+                ),
+                key=lambda w: (w.unit, w.number),
+            )
+        except Exception:  # not Optuna's relational schema after all: ask study by study
+            pass
+    out = []
+    for name in sorted(wanted):
+        try:
+            study_id = storage.get_study_id_from_name(name)
+        except KeyError:
+            continue
+        for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+            out.append(Waiting(name, trial_id, t.number, int(t.user_attrs.get("seed", 0))))
+    return out
