@@ -5,7 +5,13 @@
 #
 #   1. once:   redistill-study init studies/cifar100_classic.yaml \
 #                --storage "$OPTUNA_URL" --tracking-uri "$MLFLOW_URI" --output "$OUT"
-#   2. then:   sbatch --array=0-15 deploy/slurm_array.sh
+#   2. then:   sbatch --array=0-15 deploy/slurm_array.sh      (from the repository's root)
+#
+# Parameters come from the environment (sbatch passes it on): OPTUNA_URL and MLFLOW_URI (the
+# shared stores), OUT (a shared folder: teacher cache and summary), STUDY (the config). The
+# #SBATCH lines below are defaults; options on sbatch's command line win, e.g. on a cluster
+# without GPUs:  sbatch --array=0-1 --gres=none --cpus-per-task=2 deploy/slurm_array.sh
+# tests/test_cluster.py submits this very file to a one-node Slurm cluster.
 #
 #SBATCH --job-name=redistill
 #SBATCH --gres=gpu:1
@@ -20,7 +26,7 @@ set -euo pipefail
 : "${OPTUNA_URL:=postgresql+psycopg2://redistill@db.example.org/optuna}"
 : "${MLFLOW_URI:=http://mlflow.example.org:5000}"
 : "${OUT:=$HOME/redistill/cifar100_classic}"     # a shared folder: teacher cache and summary
-STUDY=${STUDY:-studies/cifar100_classic.yaml}
+: "${STUDY:=studies/cifar100_classic.yaml}"
 
 source .venv/bin/activate
 exec redistill-study run "$STUDY" \

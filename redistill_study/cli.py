@@ -411,9 +411,23 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(func=cmd_models)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("what", choices=["losses", "throughput", "study"], help="what to measure")
     bench.add_argument(
-        "study", nargs="?", help="for `bench study`: the study YAML (default: the embedded one)"
+        "what", choices=["losses", "throughput", "study", "claims"], help="what to measure"
+    )
+    bench.add_argument(
+        "study",
+        nargs="?",
+        help="for `bench study` and `bench claims`: the study YAML (default: the embedded "
+        "default study; cifar100_classic for claims)",
+    )
+    bench.add_argument(
+        "--workers-list", help="for `bench claims`: simulated worker counts (default 1,8,32)"
+    )
+    bench.add_argument("--seconds", type=float, help="for `bench claims`: seconds per figure")
+    bench.add_argument(
+        "--postgres",
+        action="store_true",
+        help="for `bench claims`: also on a throwaway local PostgreSQL server",
     )
     bench.add_argument(
         "--epochs",

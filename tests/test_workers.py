@@ -182,3 +182,38 @@ def test_one_query_finds_the_same_waiting_trials_as_the_api(tmp_path: Path) -> N
     slow = waiting_trials(NoEngine(), "s/", names)
     assert fast == slow and len(fast) == 9
     assert {w.seed for w in fast} == {1, 2, 3} and {w.unit for w in fast} == set(names)
+
+
+def _race(url: str, ids: list[int], seed: int, out) -> None:
+    import random
+
+    from redistill_study.study.storage import open_storage
+    from redistill_study.study.waiting import claim_trial
+
+    storage = open_storage(url)
+    order = list(ids)
+    random.Random(seed).shuffle(order)
+    out.put([i for i in order if claim_trial(storage, i)])
+
+
+def test_a_waiting_trial_is_claimed_by_exactly_one_process(tmp_path: Path) -> None:
+    import multiprocessing as mp
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    study = optuna.create_study(study_name="race/unit", storage=url)
+    for i in range(60):
+        study.enqueue_trial({}, user_attrs={"seed": 0, "slot": i})
+    storage = optuna.storages.RDBStorage(url)
+    study_id = storage.get_study_id_from_name("race/unit")
+    ids = [storage.get_trial_id_from_study_id_trial_number(study_id, n) for n in range(60)]
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(url, ids, seed, out)) for seed in range(6)]
+    for p in procs:
+        p.start()
+    won = [i for _ in procs for i in out.get(timeout=120)]
+    for p in procs:
+        p.join()
+    assert sorted(won) == sorted(ids)  # every trial once: none lost, none twice
+    states = {t.state for t in optuna.load_study(study_name="race/unit", storage=url).trials}
+    assert states == {TrialState.RUNNING}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What the test suite needs from the operating system, installed where missing (Debian):
 # PostgreSQL's server binaries (the worker tests start a throwaway cluster), Chromium (the
-# dashboard is checked in a real browser) and the Fashion-MNIST idx files (the real mid-size
-# data set). Without root, or without apt-get, it says what is missing and carries on: the
+# dashboard is checked in a real browser), the Fashion-MNIST idx files (the real mid-size data
+# set) and Slurm with munge (the Slurm array script runs on a one-node cluster). Without root, or without apt-get, it says what is missing and carries on: the
 # tests that need a missing piece are skipped with that reason.
 set -uo pipefail
 
@@ -15,6 +15,9 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
 fi
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
     missing+=(dataset-fashion-mnist)
+fi
+if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
+    missing+=(slurm-wlm munge)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

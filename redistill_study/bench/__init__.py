@@ -10,6 +10,10 @@ def run_benchmark(what: str, args: argparse.Namespace) -> int:
         from .losses import run
 
         return run(repeats=args.repeats, device_name=args.device)
+    if what == "claims":
+        from .claims import run as run_claims
+
+        return run_claims(args)
     if what == "study":
         from .study import run as run_study
 

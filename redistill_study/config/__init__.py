@@ -1,6 +1,6 @@
 """Study configs: the schema and the loader that turns YAML into a validated StudyConfig."""
 
-from .loader import default_study_path, load_study, resolve_path
+from .loader import default_study_path, load_study, resolve_path, shipped_studies
 from .schema import (
     DatasetConfig,
     MethodConfig,
@@ -28,4 +28,5 @@ __all__ = [
     "default_study_path",
     "load_study",
     "resolve_path",
+    "shipped_studies",
 ]

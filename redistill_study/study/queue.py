@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..config import TuningConfig
 from .phases import Phase
 from .plan import Plan, Unit
-from .waiting import Waiting, waiting_trials
+from .waiting import Waiting, claim_trial, waiting_trials
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -181,11 +181,7 @@ class TrialQueue:
         return []
 
     def _claim(self, unit: Unit, w: Waiting, worker: str) -> Claimed | None:
-        try:
-            ok = self.storage.set_trial_state_values(w.trial_id, TrialState.RUNNING)
-        except UpdateFinishedTrialError:
-            ok = False
-        if not ok:
+        if not claim_trial(self.storage, w.trial_id):
             return None  # another worker took it
         self.storage.record_heartbeat(w.trial_id)
         study = self.study(unit)

@@ -1,17 +1,24 @@
-"""Every waiting trial of a study in one query: what a claim needs to choose a cohort.
+"""Every waiting trial of a study in one query, and an atomic claim of one of them.
 
 Optuna's storage API asks per study; a study of hundreds of units would cost hundreds of
 queries per claim. For the relational storages this reads Optuna's tables directly — one
 ``SELECT`` over ``trials``, ``studies`` and the ``seed`` user attribute, prefixed by the
 study's name — and falls back to the per-study API anywhere else (or if the tables ever change).
+
+A claim moves a trial from WAITING to RUNNING with one conditional ``UPDATE … WHERE state =
+'WAITING'``: exactly one worker sees a row change. (Optuna's own transition reads, then writes;
+on SQLite, which has no ``SELECT … FOR UPDATE``, two processes can both read WAITING and both
+win — `bench claims` found trials claimed twice that way.)
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
@@ -24,6 +31,10 @@ WHERE t.state = 'WAITING' AND substr(s.study_name, 1, :n) = :prefix
 """
 
 
+# False: ask Optuna's API study by study (what a claim did before; `bench claims` compares).
+ONE_QUERY = True
+
+
 @dataclass(frozen=True)
 class Waiting:
     unit: str  # the unit's study name
@@ -32,11 +43,40 @@ class Waiting:
     seed: int
 
 
+_CLAIM = """
+UPDATE trials SET state = 'RUNNING', datetime_start = :now
+WHERE trial_id = :trial_id AND state = 'WAITING'
+"""
+
+
+def claim_trial(storage: BaseStorage, trial_id: int) -> bool:
+    """Move a WAITING trial to RUNNING; True for exactly one caller."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None and ONE_QUERY:
+        try:
+            import sqlalchemy
+
+            statement = sqlalchemy.text(_CLAIM).bindparams(
+                sqlalchemy.bindparam("now", type_=sqlalchemy.DateTime)
+            )
+            with engine.begin() as conn:
+                result = conn.execute(
+                    statement, {"now": datetime.datetime.now(), "trial_id": trial_id}
+                )
+            return result.rowcount == 1
+        except Exception:  # not Optuna's relational schema after all
+            pass
+    try:
+        return storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+    except UpdateFinishedTrialError:
+        return False
+
+
 def waiting_trials(storage: BaseStorage, prefix: str, units: Iterable[str]) -> list[Waiting]:
     """WAITING trials of the studies named in ``units`` (all sharing ``prefix``)."""
     wanted = set(units)
     engine = getattr(storage, "engine", None)
-    if engine is not None:
+    if engine is not None and ONE_QUERY:
         try:
             import sqlalchemy
 
