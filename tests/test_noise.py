@@ -179,3 +179,42 @@ def test_teacher_noise_kinds_get_worse_with_level(tmp_path: Path) -> None:
         assert wrong == sorted(wrong) and wrong[0] < wrong[-1], (kind, wrong)
         assert kl[0] == pytest.approx(0.0, abs=1e-9) and kl == sorted(kl), (kind, kl)
     assert torch.equal(bundle.train.y, labels_before)  # students' labels untouched
+
+
+def test_kinds_are_a_registry_and_seeds_follow_the_name() -> None:
+    import torch
+
+    from redistill_study.noise import (
+        NoiseKind,
+        noise_kind,
+        noise_kind_names,
+        noise_seed,
+        register_noise_kind,
+    )
+    from redistill_study.noise.kinds import _KINDS
+
+    before = {k: noise_seed(0, k) for k in noise_kind_names()}
+    setting = NoiseSetting(kind="confident_wrong", level=0.3, seed=noise_seed(0, "confident_wrong"))
+    logits = torch.randn(50, 10, generator=torch.Generator().manual_seed(0))
+    labels = logits.argmax(-1)
+    reference = setting.apply(logits, torch.arange(50), labels, "train", 50)
+
+    @register_noise_kind
+    class Flipped(NoiseKind):  # a third party's kind
+        name = "test_sign_flip"
+
+        def corrupt(self, s, logits, indices, labels, split, split_size):
+            return -logits
+
+    try:
+        assert {k: noise_seed(0, k) for k in before} == before  # nothing that exists moved
+        again = NoiseSetting(
+            kind="confident_wrong", level=0.3, seed=noise_seed(0, "confident_wrong")
+        )
+        assert torch.equal(again.apply(logits, torch.arange(50), labels, "train", 50), reference)
+        flipped = NoiseSetting(kind="test_sign_flip", level=1.0)
+        assert torch.equal(flipped.apply(logits, torch.arange(50), labels), -logits)
+        with pytest.raises(KeyError, match="did you mean 'confident_wrong'"):
+            noise_kind("confident_wrng")
+    finally:
+        _KINDS.pop("test_sign_flip", None)

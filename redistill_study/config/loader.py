@@ -18,6 +18,7 @@ from ..errors import ConfigError, UserError
 from ..losses import get_method
 from ..models import create_model, resolve_model_name
 from ..models.checkpoint import load_checkpoint
+from ..noise import noise_kind
 from . import schema
 from .schema import StudyConfig, TrainConfig
 
@@ -251,10 +252,14 @@ def check_semantics(
                 f"{fixed_in_space[0]!r} is searched when tune is true; drop it or set tune: false",
             )
     for i, noise in enumerate(config.noise):
-        problem = _noise_problem(noise.kind, noise.levels)
+        try:
+            kind = noise_kind(noise.kind)
+        except KeyError as exc:
+            raise located.error(("noise", i, "kind"), str(exc.args[0])) from None
+        problem = kind.level_problem(noise.levels)
         if problem:
             raise located.error(("noise", i, "levels"), problem)
-        retrains = noise.kind in ("label_noise_teacher", "undertrained") and any(noise.levels)
+        retrains = kind.changes_teacher and any(noise.levels)
         loaded = [p.label for p in config.pairs if p.teacher.checkpoint is not None]
         if retrains and loaded:
             raise located.error(
@@ -313,16 +318,6 @@ def _class_count(config: StudyConfig, base_dir: Path) -> int | None:
         return known
     root = resolve_path(config.dataset.root or ".", base_dir) / "train"
     return sum(1 for p in root.iterdir() if p.is_dir()) if root.is_dir() else None
-
-
-def _noise_problem(kind: str, levels: list[float]) -> str | None:
-    if kind == "none":
-        return None if levels == [0.0] else "kind 'none' takes no levels (or [0])"
-    if kind in ("confident_wrong", "label_noise_teacher") and any(v > 1 for v in levels):
-        return f"{kind} levels are fractions in [0, 1]"
-    if kind == "undertrained" and any(v >= 1 for v in levels):
-        return "undertrained levels are the fraction of the teacher's epochs removed, in [0, 1)"
-    return None
 
 
 def _unknown(name: str, known: list[str], what: str) -> str:

@@ -2,17 +2,10 @@
 
 import zlib
 
-from .base import NoiseSetting, flip_labels, hashed_normal, undertrained_epochs
+from .base import NoiseSetting, flip_labels, undertrained_epochs
+from .kinds import NoiseKind, noise_kind, noise_kind_names, register_noise_kind
+from .random import hashed_normal
 from .severity import measure_severity
-
-NOISE_KINDS = (
-    "none",
-    "logit_gaussian",
-    "confident_wrong",
-    "overconfident",
-    "label_noise_teacher",
-    "undertrained",
-)
 
 
 def noise_seed(study_seed: int, kind: str) -> int:
@@ -23,11 +16,14 @@ def noise_seed(study_seed: int, kind: str) -> int:
 
 
 __all__ = [
-    "NOISE_KINDS",
+    "NoiseKind",
     "NoiseSetting",
     "flip_labels",
     "hashed_normal",
     "measure_severity",
+    "noise_kind",
+    "noise_kind_names",
     "noise_seed",
+    "register_noise_kind",
     "undertrained_epochs",
 ]
