@@ -10,22 +10,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import CHROMIUM_FLAGS
 
 from redistill_study.analysis.report import render_dashboard
 from redistill_study.analysis.summary import build_report
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
+FLAGS = CHROMIUM_FLAGS
 
 
 def _results() -> SimpleNamespace:

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import tiny_study, write_yaml
+from helpers import CHROMIUM_FLAGS, tiny_study, write_yaml
 
 from redistill_study.cli import main
 
@@ -138,14 +138,7 @@ def test_mlflow_ui_opens_on_the_training_runs_with_test_top1(finished: Path) -> 
             dom = subprocess.run(
                 [
                     CHROMIUM,
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--no-first-run",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--disable-quic",
+                    *CHROMIUM_FLAGS,
                     f"--user-data-dir={profile}",
                     "--window-size=1600,1200",
                     "--virtual-time-budget=20000",

@@ -67,6 +67,11 @@ def _paired_unit_means(runs, unit, noise: str, a: str, b: str) -> list[float]:
     return [float(np.mean(v)) for _, v in sorted(per_unit.items())]
 
 
+def _compare(family: str, label: str, noise: str, values: list[float]) -> Comparison:
+    mean, low, high, p = t_interval(values)
+    return Comparison(family, label, noise, len(values), mean, low, high, p)
+
+
 def _finish(rows: list[Comparison]) -> list[Comparison]:
     adjusted = holm_adjusted(np.array([c.p for c in rows], dtype=float))
     for c, p in zip(rows, adjusted):
@@ -85,12 +90,7 @@ def against_fixed(
         for label in labels:
             values = _paired_unit_means(runs, unit, noise, label, fixed)
             if values:
-                mean, low, high, p = t_interval(values)
-                rows.append(
-                    Comparison(
-                        "vs fixed", f"{label} − {fixed}", noise, len(values), mean, low, high, p
-                    )
-                )
+                rows.append(_compare("vs fixed", f"{label} − {fixed}", noise, values))
     return _finish(rows)
 
 
@@ -105,19 +105,8 @@ def transfer_regrets(
         for method in tuned:
             values = _paired_unit_means(runs, unit, noise, method, f"{method} (transferred)")
             if values:
-                mean, low, high, p = t_interval(values)
-                rows.append(
-                    Comparison(
-                        "transfer regret",
-                        f"{method}: per-pair − transferred",
-                        noise,
-                        len(values),
-                        mean,
-                        low,
-                        high,
-                        p,
-                    )
-                )
+                label = f"{method}: per-pair − transferred"
+                rows.append(_compare("transfer regret", label, noise, values))
     return _finish(rows)
 
 
@@ -155,17 +144,7 @@ def noise_slopes(records: Sequence[Mapping[str, Any]]) -> list[Comparison]:
                     per_unit[unit[pair]].append(float(np.polyfit(x, y, 1)[0]))
             values = [float(np.mean(v)) for _, v in sorted(per_unit.items())]
             if values:
-                mean, low, high, p = t_interval(values)
                 rows.append(
-                    Comparison(
-                        "noise slope",
-                        f"{label}: top-1 per unit of {kind}",
-                        kind,
-                        len(values),
-                        mean,
-                        low,
-                        high,
-                        p,
-                    )
+                    _compare("noise slope", f"{label}: top-1 per unit of {kind}", kind, values)
                 )
     return _finish(rows)

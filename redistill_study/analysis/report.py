@@ -184,39 +184,23 @@ class Renderer:
             )
         return "".join(parts)
 
-    def lambda_curves(self, view: dict[str, Any]) -> str:
-        groups = {k: [(lam, 100 * a) for lam, a in pts] for k, pts in self.r.lambda_curves.items()}
+    def _lambda_chart(self, view_id: str, title: str, groups: dict, x: str, y: str) -> str:
         if not groups:
             return '<p class="note">No λ search in this study.</p>'
-        return self._svg(
-            view["id"],
-            svg.scatter_chart(
-                view["id"],
-                "validation top-1 vs λ",
-                groups,
-                "λ",
-                "val top-1 (%)",
-                vline=FIXED_LAMBDA,
-            ),
-        )
+        chart = svg.scatter_chart(view_id, title, groups, x, y, vline=FIXED_LAMBDA)
+        return self._svg(view_id, chart)
+
+    def lambda_curves(self, view: dict[str, Any]) -> str:
+        groups = {k: [(lam, 100 * a) for lam, a in pts] for k, pts in self.r.lambda_curves.items()}
+        return self._lambda_chart(view["id"], "validation top-1 vs λ", groups, "λ", "val top-1 (%)")
 
     def optimal_lambda(self, view: dict[str, Any]) -> str:
         groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for row in self.r.optimal_lambdas:
             groups[row["noise"]].append((row["lam"], 100 * row["val_top1"]))
         self._csv(view["id"], self.r.optimal_lambdas)
-        if not groups:
-            return '<p class="note">No λ search in this study.</p>'
-        return self._svg(
-            view["id"],
-            svg.scatter_chart(
-                view["id"],
-                "best λ per cell",
-                groups,
-                "optimal λ",
-                "its val top-1 (%)",
-                vline=FIXED_LAMBDA,
-            ),
+        return self._lambda_chart(
+            view["id"], "best λ per cell", groups, "optimal λ", "its val top-1 (%)"
         )
 
     def comparisons(self, view: dict[str, Any]) -> str:
