@@ -67,3 +67,32 @@ def test_multidimensional_and_categorical_spaces() -> None:
     }
     assert transferred_setting(ka, space)["variant"] == "smooth"
     assert transferred_setting({"B": []}, LAMBDA) is None
+
+
+def test_the_choice_stays_within_the_settings_tried() -> None:
+    # Curves still rising at the last λ tried: the untried edge of the range must not win.
+    rising = {p: [({"lam": x}, 0.8 + 0.01 * x) for x in (-1.0, -0.5, 0.0, 0.5)] for p in ("B", "C")}
+    assert -1.0 <= transferred_setting(rising, LAMBDA)["lam"] <= 0.5
+
+
+def test_leave_one_out_leaves_the_teacher_out() -> None:
+    from helpers import tiny_study
+
+    from redistill_study.config import StudyConfig
+    from redistill_study.study import Phase, build_plan
+
+    data = tiny_study()
+    data["pairs"].append(
+        {
+            "name": "mlp-a2",
+            "teacher": {"model": "digits_mlp"},
+            "student": {"model": "digits_cnn_small"},
+        }
+    )  # shares mlp-a's teacher
+    plan = build_plan(StudyConfig.model_validate(data))
+    transfer = next(
+        u
+        for u in plan.dependent_units()
+        if u.phase is Phase.TRANSFER and u.cell.pair.label == "mlp-a"
+    )
+    assert {u.cell.pair.label for u in plan.sources(transfer)} == {"mlp-b"}

@@ -26,7 +26,10 @@ ALPHA = 0.05
 
 def outcome_shares(sims: int, seed: int = 0, **kwargs) -> dict[str, float]:
     rng = np.random.default_rng(seed)
-    outcomes = [decide(study_records(rng, **kwargs), margin=MARGIN).outcome for _ in range(sims)]
+    outcomes = [
+        decide(study_records(rng, **kwargs), margin=MARGIN, fixed=("redistill",)).outcome
+        for _ in range(sims)
+    ]
     return {o: outcomes.count(o) / sims for o in (HOLDS, FAILS, OPEN)}
 
 
@@ -118,7 +121,44 @@ def test_outcomes_per_fixed_arm_and_missing_arms_are_skipped() -> None:
     # Two fixed arms: each bound at α/2.
     assert decision.arms["redistill"].level == pytest.approx(ALPHA / 2)
     only_one = [r for r in records if r["method"] != "redistill_student_first"]
-    assert set(decide(only_one, margin=MARGIN).outcomes) == {"redistill"}
+    decided = decide(only_one, margin=MARGIN)
+    assert set(decided.outcomes) == {"redistill"}
+    # α is split over the *declared* arms: an arm without runs does not lend its share.
+    assert decided.arms["redistill"].level == pytest.approx(ALPHA / 2)
+    assert decide(only_one, margin=MARGIN, fixed=("redistill",)).arms["redistill"].level == ALPHA
+    # The primary arm is the first declared; without runs it has no verdict yet.
+    absent = decide(only_one, margin=MARGIN, fixed=("redistill_student_first", "redistill"))
+    assert absent.primary == "redistill_student_first" and absent.outcome == OPEN
+
+
+def test_a_declared_noise_setting_or_pair_without_runs_cannot_hold() -> None:
+    rng = np.random.default_rng(12)
+    records = study_records(rng, pairs=10, fixed_arms=("redistill",))
+    teachers = {r["pair"]: r["teacher"] for r in records}
+    full = decide(
+        records, margin=MARGIN, fixed=("redistill",), noises=("none", "noisy"), teachers=teachers
+    )
+    assert full.outcome == HOLDS
+    clean_only = [r for r in records if r["noise"] == "none"]
+    missing = decide(
+        clean_only, margin=MARGIN, fixed=("redistill",), noises=("none", "noisy"), teachers=teachers
+    )
+    assert missing.outcome == OPEN and any(c["noise"] == "noisy" for c in missing.incomplete)
+    teachers["p99"] = "t99"  # a declared pair that never ran
+    extra = decide(
+        records, margin=MARGIN, fixed=("redistill",), noises=("none", "noisy"), teachers=teachers
+    )
+    assert {c["pair"] for c in extra.incomplete} == {"p99"}
+
+
+def test_a_complete_run_without_a_finite_score_counts_at_chance() -> None:
+    rng = np.random.default_rng(13)
+    records = study_records(rng, pairs=6, fixed_arms=("redistill",))
+    broken = next(r for r in records if r["method"] == "redistill")
+    broken["test/top1"] = float("nan")
+    decision = decide(records, margin=MARGIN, fixed=("redistill",))
+    estimate = decision.arms["redistill"].per_noise[0].estimates["regret"]
+    assert estimate.units == 6 and estimate.mean > 0.03  # kept, at chance, not dropped
 
 
 def test_without_a_searched_arm_there_is_no_tuning_verdict() -> None:

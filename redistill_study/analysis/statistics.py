@@ -114,7 +114,7 @@ def units_needed(
     ``distance`` beyond the margin on the side the test looks for (statsmodels' power of the
     t test, searched over whole numbers). ``None`` when the distance is not positive (no number
     of units decides it); at most ``cap``."""
-    if not distance > 0:
+    if not distance > 0 or math.isnan(sd):
         return None
     if not sd > 0:
         return 2

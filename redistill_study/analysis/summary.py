@@ -71,6 +71,8 @@ def build_report(results: Any) -> StudyReport:
         searched=study.get("searched"),
         reference=study.get("reference"),
         seeds=study.get("seeds"),
+        noises=study.get("noise_order") or (),
+        teachers=study.get("teachers"),
     )
     noise_order = study.get("noise_order") or []
     comparisons: list[Comparison] = []

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.stats
 
 from .statistics import holm_adjusted, holm_reject, t_bounds, units_needed
 
@@ -131,16 +132,17 @@ class Decision:
 
 
 def apply_rule(
-    p_below: np.ndarray, p_above: np.ndarray, alpha: float
+    p_below: np.ndarray, p_above: np.ndarray, alpha: float, arms: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The three-way rule on p-values of shape (sims, arms, noise settings, 2 quantities);
     NaN marks a quantity that cannot be estimated. Returns per (sims, arms) and per
     (sims, arms, noise) outcome codes (0 inconclusive, 1 holds, 2 does not hold) and the
-    Holm-rejection mask of the lower bounds."""
+    Holm-rejection mask of the lower bounds. ``arms`` is the number of *declared* fixed arms
+    (default: the arms axis), over which α is split."""
     p_below = np.asarray(p_below, dtype=float)
     p_above = np.asarray(p_above, dtype=float)
-    sims, arms = p_above.shape[:2]
-    level = alpha / max(arms, 1)
+    sims = p_above.shape[0]
+    level = alpha / max(arms or p_above.shape[1], 1)
     upper_ok = np.where(np.isnan(p_below), False, p_below < level)
     reject = holm_reject(p_above.reshape(sims, -1), alpha).reshape(p_above.shape)
     noise_holds = upper_ok.all(-1)
@@ -162,12 +164,15 @@ CODES = {0: OPEN, 1: HOLDS, 2: FAILS}
 def accuracy(record: Mapping[str, Any]) -> tuple[float, bool]:
     """(test top-1, counted at chance?) of an evaluation record."""
     if record.get("status", "complete") == "complete":
-        return float(record["test/top1"]), False
+        value = record.get("test/top1")
+        if value is not None and math.isfinite(float(value)):
+            return float(value), False
+        # A complete run without a finite score cannot be told apart from a broken one.
     if record.get("chance") is not None:
         return float(record["chance"]), True
     if record.get("classes"):
         return 1.0 / float(record["classes"]), True
-    value = record.get("test/top1")
+    value = record.get("test/top1") if record.get("status") != "complete" else None
     if value is None or not math.isfinite(float(value)):
         raise ValueError(
             f"a {record.get('status')} record of {record.get('method')!r} on pair "
@@ -179,15 +184,25 @@ def accuracy(record: Mapping[str, Any]) -> tuple[float, bool]:
 class _Index:
     """Evaluation records by (noise, pair, method, phase) → {seed: (accuracy, at chance)}."""
 
-    def __init__(self, evaluations: Iterable[Mapping[str, Any]]) -> None:
+    def __init__(
+        self,
+        evaluations: Iterable[Mapping[str, Any]],
+        noises: Sequence[str] = (),
+        teachers: Mapping[str, str] | None = None,
+    ) -> None:
         self.runs: dict[tuple[str, str, str, str], dict[int, tuple[float, bool]]] = defaultdict(
             dict
         )
-        self.teacher: dict[str, str] = {}
-        self.noises: list[str] = []
+        # Declared noise settings and pairs are part of the design whether or not they have
+        # results yet: a setting without runs cannot be said to hold.
+        self.teacher: dict[str, str] = dict(teachers or {})
+        self.noises: list[str] = list(noises)
         self.pairs_in: dict[str, list[str]] = defaultdict(list)
+        for noise in self.noises:
+            self.pairs_in[noise] = list(self.teacher)
         self.seen_seeds: set[int] = set()
         self.methods: set[str] = set()
+        self.failed = 0
         for r in evaluations:
             if r["phase"] not in ("seeds", "final", "transfer"):
                 continue
@@ -196,6 +211,7 @@ class _Index:
             if seed in self.runs[key]:
                 raise ValueError(f"two evaluation records for {key} seed {seed}")
             self.runs[key][seed] = accuracy(r)
+            self.failed += r.get("status") == "failed"
             self.teacher.setdefault(r["pair"], str(r.get("teacher") or r["pair"]))
             if r["noise"] not in self.noises:
                 self.noises.append(r["noise"])
@@ -225,6 +241,8 @@ def _unit_values(
     quantity: str,
 ) -> list[UnitValue]:
     """Per unit: the mean over its pairs and seeds of (other − fixed), paired by seed."""
+    if not seeds:
+        return []
     by_unit: dict[str, list[tuple[str, np.ndarray, int]]] = defaultdict(list)
     for pair in index.pairs_in[noise]:
         f = index.arm(noise, pair, fixed, ("seeds", "final"))
@@ -279,6 +297,8 @@ def decide(
     searched: str | None = DEFAULT_SEARCHED,
     reference: str | None = DEFAULT_REFERENCE,
     seeds: Sequence[int] | None = None,
+    noises: Sequence[str] = (),
+    teachers: Mapping[str, str] | None = None,
 ) -> Decision:
     """Decide, for each fixed arm present in ``evaluations``, whether it holds.
 
@@ -286,22 +306,26 @@ def decide(
     ``phase`` (``seeds``, ``final`` or ``transfer``), ``seed``, ``test/top1`` (a fraction) and
     ``status`` (``complete``, ``diverged`` or ``failed``; the last two score ``chance``, or
     1 / ``classes``). ``margin`` δ and ``alpha`` are declared before the data. ``seeds`` are
-    the evaluation seeds every arm must have (default: every seed seen). ``searches`` are not
-    used by the decision; they are accepted so every caller passes the same records.
+    the evaluation seeds every arm must have (default: every seed seen); ``noises`` the
+    declared noise settings and ``teachers`` the declared pairs (pair → teacher): a declared
+    setting or pair without runs keeps the claim from holding and is listed as incomplete.
+    α is split over the *declared* fixed arms, whether or not each has runs yet. ``searches``
+    are not used by the decision; they are accepted so every caller passes the same records.
     """
     if not 0 < margin < 1:
         raise ValueError(f"margin is a fraction of accuracy in (0, 1), got {margin}")
     if not 0 < alpha < 0.5:
         raise ValueError(f"alpha must be in (0, 0.5), got {alpha}")
     del searches  # the decision reads evaluation runs only
-    index = _Index(evaluations)
+    index = _Index(evaluations, noises, teachers)
     seed_list = sorted(int(s) for s in seeds) if seeds is not None else sorted(index.seen_seeds)
-    arms_present = [a for a in dict.fromkeys(fixed) if a in index.methods]
+    declared = list(dict.fromkeys(fixed))
+    arms_present = [a for a in declared if a in index.methods]
     has_searched = searched is not None and searched in index.methods
     has_reference = reference is not None and reference in index.methods
     shared = len(set(index.teacher.values())) < len(index.teacher)
     unit_kind = "teachers" if shared else "pairs"
-    k = max(len(arms_present), 1)
+    k = max(len(declared), 1)
     level = alpha / k
     incomplete: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -312,6 +336,10 @@ def decide(
         )
     if not has_reference:
         notes.append(f"no deficit: the reference arm {reference!r} has no evaluation runs")
+    if index.failed:
+        notes.append(
+            f"{index.failed} evaluation run(s) failed (crashed, not diverged) and count at chance"
+        )
 
     estimates: dict[tuple[str, str, str], Estimate] = {}
     for arm in arms_present:
@@ -332,7 +360,7 @@ def decide(
                     quantity=quantity,
                     against=other,
                     noise=noise,
-                    units=len(units),
+                    units=int(b.n),
                     pairs=sum(len(u.pairs) for u in units),
                     mean=float(b.mean),
                     lower=float(b.lower),
@@ -346,7 +374,7 @@ def decide(
     for (arm, noise, quantity), e in estimates.items():
         at = (0, arms_present.index(arm), index.noises.index(noise), QUANTITIES.index(quantity))
         p_below[at], p_above[at] = e.p_below, e.p_above
-    overall, per_noise, _ = apply_rule(p_below, p_above, alpha)
+    overall, per_noise, _ = apply_rule(p_below, p_above, alpha, arms=k)
     adjusted = holm_adjusted(p_above[0].ravel()).reshape(p_above.shape[1:])
     for (arm, noise, quantity), e in estimates.items():
         e.p_above_holm = float(
@@ -375,13 +403,11 @@ def decide(
             has_reference,
             family=len(estimates),
         )
-    primary = arms_present[0] if arms_present else None
+    primary = declared[0] if declared else None
     outcomes = {arm: d.outcome for arm, d in arm_decisions.items()}
-    criterion = _criterion(
-        margin, alpha, arms_present or list(fixed), searched, reference, unit_kind
-    )
-    if primary is None:
-        text = "No verdict yet: no fixed arm has evaluation runs."
+    criterion = _criterion(margin, alpha, declared, searched, reference, unit_kind)
+    if primary is None or primary not in arm_decisions:
+        text = f"No verdict yet: {primary or 'no fixed arm'} has no evaluation runs."
     else:
         parts = [
             f"{arm_decisions[primary].outcome.upper()} for {primary}: "
@@ -434,7 +460,7 @@ def _explain(
     if not estimates:
         return ArmDecision(arm, outcome, level, per_noise, "nothing to estimate yet")
     if outcome == FAILS:
-        worst = min((e for e in estimates if e.p_above_holm < alpha), key=lambda e: e.p_above_holm)
+        worst = min((e for e in estimates if e.p_above_holm <= alpha), key=lambda e: e.p_above_holm)
         summary = (
             f"{worst.quantity} against {worst.against} under {worst.noise} is "
             f"{_pts(worst.mean)} points, lower bound {_pts(worst.lower)} > {delta} "
@@ -498,8 +524,6 @@ def _units_needed(
 
 
 def _sd(e: Estimate, half_width: float, level: float) -> float:
-    import scipy.stats
-
     q = scipy.stats.t.ppf(1 - level, max(e.units - 1, 1))
     return float(half_width / q * math.sqrt(e.units)) if q > 0 else math.nan
 

@@ -133,7 +133,7 @@ class Plan:
         for unit in self.first_units():
             if unit.phase is Phase.SEARCH:
                 out.append(Unit(unit.study, unit.cell, unit.method, Phase.FINAL))
-                if len(self.config.pairs) > 1:
+                if self.units_of_generalisation() > 1:
                     out.append(Unit(unit.study, unit.cell, unit.method, Phase.TRANSFER))
         return out
 
@@ -141,10 +141,13 @@ class Plan:
         """The search units whose trials decide a dependent unit's setting."""
         if dependent.phase is Phase.FINAL:
             return [Unit(dependent.study, dependent.cell, dependent.method, Phase.SEARCH)]
+        # Leave the unit out, not only the pair: pairs that share the held-out pair's teacher
+        # are not independent of it.
+        held_out = self.teacher_label(dependent.cell.pair)
         return [
             Unit(dependent.study, cell, dependent.method, Phase.SEARCH)
             for cell in self.cells
-            if cell.noise == dependent.cell.noise and cell.pair.label != dependent.cell.pair.label
+            if cell.noise == dependent.cell.noise and self.teacher_label(cell.pair) != held_out
         ]
 
     def all_units(self) -> list[Unit]:

@@ -118,8 +118,7 @@ def read_results(storage: BaseStorage, plan: Plan) -> Results:
                 )
             continue
         if study_id is None or not trials:
-            if not unit.phase.depends_on_search:
-                pending += len(plan.slots(unit))
+            pending += len(plan.slots(unit))  # not queued yet (a later phase, or not started)
             continue
         for slot, t in sorted(latest.items()):
             status = _status(t)

@@ -7,7 +7,7 @@ source pair's validation accuracy is smoothed over the search space (a Gaussian 
 average of its trials, so one lucky trial does not decide), standardised within the pair (pairs
 differ in how good they are, not only in where their optimum lies), averaged over the source
 pairs, and maximised over the settings the searches tried (plus a fine grid when the space is
-one number, e.g. λ).
+one number, e.g. λ, spanning the values tried).
 
 >>> from redistill_study.losses import FloatRange
 >>> space = {"lam": FloatRange(-2.0, 1.5)}
