@@ -64,11 +64,15 @@ def _candidates(
     if len(space) == 1:
         ((name, dim),) = space.items()
         if isinstance(dim, FloatRange | IntRange):
+            # Between the settings the searches tried, never beyond them: the smoother
+            # extrapolates flat, and an untried edge of the range must not win by default.
+            tried = [float(c[name]) for c in out]
+            low, high = min(tried), max(tried)
             grid = np.linspace(0.0, 1.0, GRID_POINTS)
             if dim.log:
-                values = np.exp(np.log(dim.low) + grid * (np.log(dim.high) - np.log(dim.low)))
+                values = np.exp(np.log(low) + grid * (np.log(high) - np.log(low)))
             else:
-                values = dim.low + grid * (dim.high - dim.low)
+                values = low + grid * (high - low)
             if isinstance(dim, IntRange):
                 values = np.unique(np.round(values).astype(int))
             out += [{name: v.item()} for v in values]
