@@ -35,14 +35,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def provenance(command: str, wall: float | None, threads: int | None) -> str:
-    commit = subprocess.run(
+def provenance(
+    command: str, wall: float | None, threads: int | None, commit: str = "", note: str = ""
+) -> str:
+    commit = commit or subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
     ).stdout.strip()
     cores = os.cpu_count()
     where = f"{cpu_model()}, {cores} cores" + (f", {threads} threads" if threads else "")
     minutes = "" if wall is None else f"; wall time {int(wall // 60)} min {wall % 60:.0f} s"
-    return f"*Measured: `{command}` at commit `{commit}` on {where}{minutes}.*\n"
+    extra = f" {note}" if note else ""
+    return f"*Measured: `{command}` at commit `{commit}` on {where}{minutes}.{extra}*\n"
 
 
 def replace_block(text: str, name: str, body: str) -> str:
@@ -77,6 +80,8 @@ def main() -> int:
     parser.add_argument("--wall", type=float, help="its wall time in seconds")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--intro", default="", help="a sentence before the table")
+    parser.add_argument("--commit", default="", help="the commit that ran (default: HEAD)")
+    parser.add_argument("--note", default="", help="a remark for the source line")
     args = parser.parse_args()
     if args.output:
         body = subprocess.run(
@@ -96,7 +101,7 @@ def main() -> int:
         ).stdout
     else:
         body = Path(args.text_file).read_text()
-    source = provenance(args.command, args.wall, args.threads)
+    source = provenance(args.command, args.wall, args.threads, args.commit[:7], args.note)
     intro = f"{args.intro}\n\n" if args.intro else ""
     README.write_text(replace_block(README.read_text(), args.block, f"{source}\n{intro}{body}"))
     return 0

@@ -146,9 +146,3 @@ def _pts(x: float) -> str:
 
 def arm_reading(arm: str) -> str:
     return ARM_READINGS.get(arm, arm)
-
-
-def write_outputs(*args, **kwargs):  # TEMPORARY-SHIM: remove after the running study ends
-    from .report import write_outputs as moved
-
-    return moved(*args, **kwargs)
