@@ -33,6 +33,14 @@ def _get(url: str) -> bytes:
         return response.read()
 
 
+def _post(url: str, body: dict) -> bytes:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
+
+
 def _serve(cmd: list[str], probe: str, timeout: float = 120) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + timeout
@@ -81,7 +89,14 @@ def test_optuna_dashboard_lists_the_studies_with_the_named_objective(finished: P
     port = _free_port()
     url = f"sqlite:///{finished / 'optuna.db'}"
     proc = _serve(
-        [sys.executable, "-m", "optuna_dashboard", url, "--host", "127.0.0.1", "--port", str(port)],
+        [
+            str(Path(sys.executable).parent / "optuna-dashboard"),
+            url,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         f"http://127.0.0.1:{port}/api/studies",
     )
     try:
@@ -149,10 +164,23 @@ def test_mlflow_ui_opens_on_the_training_runs_with_test_top1(finished: Path) -> 
                 text=True,
                 timeout=180,
             ).stdout
-        assert "Runs" in dom
-        evaluated = [r for r in children if "test/top1" in r.data.metrics]
-        assert evaluated
-        shown = [r.info.run_name for r in children if r.info.run_name in dom]
-        assert shown, "the runs table lists the study's runs"
+        # The training-runs table (not the GenAI traces overview), counting every run of the
+        # study: the invocation and, nested under it, each trial's run.
+        assert "Training runs" in dom
+        assert f"<strong>{len(children) + 1}</strong> matching runs" in dom
+        # Each evaluation run carries test/top1 for the table's metric columns.
+        listed = json.loads(
+            _post(
+                f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
+                {
+                    "experiment_ids": [experiment.experiment_id],
+                    "filter": "params.phase = 'seeds'",
+                    "max_results": 500,
+                },
+            )
+        )["runs"]
+        assert listed and all(
+            any(m["key"] == "test/top1" for m in r["data"]["metrics"]) for r in listed
+        )
     finally:
         _stop(proc)
