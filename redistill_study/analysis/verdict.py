@@ -491,7 +491,8 @@ def _explain(
     else:
         why = (
             f"largest upper bound {_pts(worst.upper)} points ({worst.quantity} under "
-            f"{worst.noise}) is not below {delta}, and no lower bound is above it; {units} units"
+            f"{worst.noise}) is not below {delta}, and no lower bound exceeds it after Holm's "
+            f"correction; {units} units"
         )
     if missing:
         why = "; ".join(missing) + "; " + why

@@ -6,8 +6,8 @@ with TCKD = KL(b^t‖b^s) on the binary (target, rest) distributions and NCKD th
 non-target classes, renormalised. DKD weights them freely (α·TCKD + β·NCKD, times T²) and
 ramps the distillation term in over ``warmup`` epochs: weight min(e / warmup, 1) with e the
 1-based epoch, as mdistiller counts them (its first epoch already has weight 1 / warmup). The
-non-target distributions are formed by dropping the target column (no −1000 masking), and
-``lam`` ≠ 0 replaces both KL terms by D_λ.
+non-target distributions are formed by gathering the other columns (no −1000 masking, no
+boolean-mask indexing), and ``lam`` ≠ 0 replaces both KL terms by D_λ.
 """
 
 from __future__ import annotations
@@ -35,11 +35,16 @@ from .registry import register_method
 def binary_and_rest_log_probs(
     logits: torch.Tensor, labels: torch.Tensor, temperature: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """log [p_target, 1 − p_target] (B×2) and log of the renormalised non-target part (B×(C−1))."""
+    """log [p_target, 1 − p_target] (B×2) and log of the renormalised non-target part (B×(C−1)).
+
+    The non-target columns are gathered (each row's C − 1 other classes, in order) rather than
+    selected with a boolean mask: the same numbers, without the mask's slow indexing."""
     log_p = log_softmax_t(logits, temperature)
-    target = torch.nn.functional.one_hot(labels, log_p.shape[-1]).bool()
+    classes = log_p.shape[-1]
     log_target = log_p.gather(-1, labels[:, None])
-    log_rest_each = log_p[~target].view(log_p.shape[0], -1)
+    others = torch.arange(classes - 1, device=log_p.device)[None, :]
+    others = others + (others >= labels[:, None]).long()  # skip each row's target column
+    log_rest_each = log_p.gather(-1, others)
     log_rest_total = torch.logsumexp(log_rest_each, dim=-1, keepdim=True)
     binary = torch.cat([log_target, log_rest_total], dim=-1)
     return binary, log_rest_each - log_rest_total
