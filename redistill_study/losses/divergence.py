@@ -63,14 +63,24 @@ class _PowerDivergence(torch.autograd.Function):
     """Per-sample D_λ(p‖q) with a closed-form backward (one fused pass instead of autograd's).
 
     The gradient with respect to the student's log-probabilities is (q − w)/(1+λ) with
-    w = p·(p/q)^λ for λ ≥ −1/2, and q·expm1(μ(log q − log p))/μ with μ = −1−λ otherwise;
-    log_softmax's own backward then gives docs/method.md §2's −(w − qΣw)/(1+λ).
+    w = p·(p/q)^λ for λ ≥ −1/2, and (v − q)/μ with v = q·(q/p)^μ, μ = −1−λ otherwise;
+    log_softmax's own backward then gives docs/method.md §2's −(w − qΣw)/(1+λ). Away from the
+    limits λ = 0 and λ = −1 both sides take a fused path of a few in-place operations.
     """
 
     @staticmethod
     def forward(ctx, student_log_probs, teacher_log_probs, lam):  # type: ignore[override]
         ls, lt = student_log_probs.detach(), teacher_log_probs.detach()
         ctx.lam = lam
+        mu = -1.0 - lam
+        if lam < -0.5 and mu >= _FAST_MIN_ABS_LAMBDA:
+            # D_λ(p‖q) = D_μ(q‖p), μ = −1−λ: Σ_c [(v − q)/μ + p − q]/(1+μ) with v = q·(q/p)^μ;
+            # the p − q part sums to zero. The student-first reading of λ = 2/3 lands here.
+            v = torch.sub(ls, lt).mul_(mu).add_(ls).exp_()  # q·(q/p)^μ
+            diff = ls.exp().neg_().add_(v)  # v − q
+            per_sample = diff.sum(-1).div_(mu * (1.0 + mu)).clamp_(min=0.0)
+            ctx.save_for_backward(ls, v)
+            return per_sample
         if lam >= -0.5 and abs(lam) >= _FAST_MIN_ABS_LAMBDA:
             # Σ_c [(w − p)/λ + q − p]/(1+λ) with Σq = Σp = 1: the q − p part is zero, and
             # w − p is differenced per class (exactly 0 where p = q). Clamp the rounding at 0.
@@ -86,6 +96,12 @@ class _PowerDivergence(torch.autograd.Function):
     def backward(ctx, grad_output):  # type: ignore[override]
         lam = ctx.lam
         g = grad_output.unsqueeze(-1)
+        mu = -1.0 - lam
+        if lam < -0.5 and mu >= _FAST_MIN_ABS_LAMBDA:
+            # ∂/∂log q of Σ(v − q)/(μ(1+μ)) is ((1+μ)v − q)/(μ(1+μ)); it differs from (v − q)/μ
+            # by a multiple of q, which log_softmax's backward removes. (v − q)/μ it is.
+            ls, v = ctx.saved_tensors
+            return v.sub(ls.exp()).mul_(g / mu), None, None
         if lam >= -0.5 and abs(lam) >= _FAST_MIN_ABS_LAMBDA:
             ls, w = ctx.saved_tensors
             return ls.exp().sub_(w).mul_(g / (1.0 + lam)), None, None

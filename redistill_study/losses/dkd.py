@@ -50,6 +50,25 @@ def binary_and_rest_log_probs(
     return binary, log_rest_each - log_rest_total
 
 
+def _kl_parts(
+    teacher_logits: torch.Tensor, student_logits: torch.Tensor, labels: torch.Tensor, T: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """TCKD and NCKD with KL (DKD's own loss), in place on the full C columns: the
+    non-target masses are log-sum-exps with the target column at −∞, so a confident teacher's
+    1 − p_target keeps its precision, and no column is gathered or dropped."""
+    target = labels[:, None]
+    lt = log_softmax_t(teacher_logits, T)
+    ls = log_softmax_t(student_logits, T)
+    lt_t, ls_t = lt.gather(-1, target), ls.gather(-1, target)
+    minus_inf = torch.tensor(float("-inf"), dtype=lt.dtype, device=lt.device)
+    lt_rest = lt.scatter(-1, target, minus_inf.expand_as(lt_t)).logsumexp(-1, keepdim=True)
+    ls_rest = ls.scatter(-1, target, minus_inf.expand_as(ls_t)).logsumexp(-1, keepdim=True)
+    tckd = lt_t.exp() * (lt_t - ls_t) + lt_rest.exp() * (lt_rest - ls_rest)
+    weights = (lt - lt_rest).exp().scatter(-1, target, 0.0)  # p̂ over the non-target classes
+    nckd = (weights * ((lt - ls) - (lt_rest - ls_rest))).sum(-1, keepdim=True)
+    return tckd.mean(), nckd.mean()
+
+
 @register_method
 class DKD(Method):
     name = "dkd"
@@ -87,10 +106,14 @@ class DKD(Method):
         teacher_logits = require_teacher(self, teacher_logits)
         h = self.hparams
         temperature, lam = float(h["T"]), float(h["lam"])
-        t_bin, t_rest = binary_and_rest_log_probs(teacher_logits, labels, temperature)
-        s_bin, s_rest = binary_and_rest_log_probs(student_logits, labels, temperature)
-        tckd = soft_divergence(t_bin, s_bin, lam).mean() * temperature**2
-        nckd = soft_divergence(t_rest, s_rest, lam).mean() * temperature**2
+        if lam == 0.0:
+            tckd, nckd = _kl_parts(teacher_logits, student_logits, labels, temperature)
+        else:
+            t_bin, t_rest = binary_and_rest_log_probs(teacher_logits, labels, temperature)
+            s_bin, s_rest = binary_and_rest_log_probs(student_logits, labels, temperature)
+            tckd = soft_divergence(t_bin, s_bin, lam).mean()
+            nckd = soft_divergence(t_rest, s_rest, lam).mean()
+        tckd, nckd = tckd * temperature**2, nckd * temperature**2
         # Context.epoch is 0-based; mdistiller's schedule uses the 1-based epoch.
         ramp = min((context.epoch + 1) / h["warmup"], 1.0) if h["warmup"] > 0 else 1.0
         return {
