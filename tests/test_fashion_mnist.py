@@ -92,7 +92,11 @@ def test_mnist_from_idx_files_written_here(tmp_path: Path, gz: bool) -> None:
 
 def test_broken_or_missing_idx_files_are_one_line(tmp_path: Path, capsys) -> None:
     _write_idx(tmp_path / "m")
-    (tmp_path / "m" / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03"))
+    # An images header (magic 0x803, three dimensions) where the labels belong.
+    header = b"\x00\x00\x08\x03" + (1).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    (tmp_path / "m" / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(header + bytes(28 * 28))
+    )
     with pytest.raises(UserError, match="not an idx labels file"):
         build_dataset(DatasetConfig(name="mnist", root=str(tmp_path / "m")))
     config = write_yaml(
@@ -120,8 +124,11 @@ def test_four_families_from_20k_to_2m_parameters() -> None:
     }
     assert {"fm_cnn_s", "fm_resnet8", "fm_mobilenet_s", "fm_mlp_m"} <= set(counts)
     assert min(counts.values()) < 25_000 and max(counts.values()) > 1_500_000
-    assert counts["fm_cnn_s"] == pytest.approx(24_058, rel=0.01)
-    assert counts["fm_mlp_l"] == pytest.approx(1_863_690, rel=0.01)
+    # Counted by hand: 3 × 3 convs without bias, batch norm (weight + bias) after each, and a
+    # linear classifier on the 3 × 3 pooled grid.
+    convs = 9 * (1 * 16 + 16 * 32 + 32 * 64) + 2 * (16 + 32 + 64)
+    assert counts["fm_cnn_s"] == convs + 64 * 9 * 10 + 10
+    assert counts["fm_mlp_l"] == 784 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 10 + 10
 
 
 @pytest.mark.parametrize("name", GREY)
