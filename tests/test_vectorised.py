@@ -243,3 +243,44 @@ def test_fallback_to_one_by_one(runtime) -> None:
         stack_models([create_model("resnet8x4", num_classes=10) for _ in range(2)], (3, 32, 32))
         is not None
     )
+
+
+class _InputTwice(torch.nn.Module):
+    """Reads its input in two places: the first layer cannot take the shared input alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 2, 3, padding=1)
+        self.head = torch.nn.Linear(2 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.conv(x) + x, 1))
+
+
+@pytest.mark.parametrize(
+    "name, shape", [("digits_mlp_small", (1, 8, 8)), ("fm_cnn_xs", (1, 28, 28))]
+)
+def test_the_first_layer_reads_the_common_input_once(name: str, shape) -> None:
+    models = []
+    for k in range(3):
+        torch.manual_seed(k)
+        models.append(create_model(name, num_classes=10).eval())
+    wide = stack_models(models, shape).eval()
+    assert wide.first is not None and wide.first.shared_input
+    x = torch.randn(5, *shape)
+    with torch.no_grad():
+        out = wide(x)
+        for k, m in enumerate(models):
+            torch.testing.assert_close(out[k], m(x), rtol=1e-5, atol=1e-5)
+    # A model that reads its input twice keeps the input repeated K times, and stays exact.
+    twice = []
+    for k in range(3):
+        torch.manual_seed(k)
+        twice.append(_InputTwice().eval())
+    wide = stack_models(twice, (2, 8, 8)).eval()
+    assert wide is not None and not wide.first.shared_input
+    x = torch.randn(5, 2, 8, 8)
+    with torch.no_grad():
+        out = wide(x)
+        for k, m in enumerate(twice):
+            torch.testing.assert_close(out[k], m(x), rtol=1e-5, atol=1e-5)

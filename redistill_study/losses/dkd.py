@@ -50,23 +50,54 @@ def binary_and_rest_log_probs(
     return binary, log_rest_each - log_rest_total
 
 
-def _kl_parts(
-    teacher_logits: torch.Tensor, student_logits: torch.Tensor, labels: torch.Tensor, T: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """TCKD and NCKD with KL (DKD's own loss), in place on the full C columns: the
-    non-target masses are log-sum-exps with the target column at −∞, so a confident teacher's
-    1 − p_target keeps its precision, and no column is gathered or dropped."""
-    target = labels[:, None]
-    lt = log_softmax_t(teacher_logits, T)
-    ls = log_softmax_t(student_logits, T)
-    lt_t, ls_t = lt.gather(-1, target), ls.gather(-1, target)
-    minus_inf = torch.tensor(float("-inf"), dtype=lt.dtype, device=lt.device)
-    lt_rest = lt.scatter(-1, target, minus_inf.expand_as(lt_t)).logsumexp(-1, keepdim=True)
-    ls_rest = ls.scatter(-1, target, minus_inf.expand_as(ls_t)).logsumexp(-1, keepdim=True)
-    tckd = lt_t.exp() * (lt_t - ls_t) + lt_rest.exp() * (lt_rest - ls_rest)
-    weights = (lt - lt_rest).exp().scatter(-1, target, 0.0)  # p̂ over the non-target classes
-    nckd = (weights * ((lt - ls) - (lt_rest - ls_rest))).sum(-1, keepdim=True)
-    return tckd.mean(), nckd.mean()
+def _rest(log_p: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log of the non-target mass (a log-sum-exp with the target column at −∞) and the
+    renormalised non-target distribution (0 at the target), in place on ``log_p``."""
+    log_p.scatter_(-1, target, float("-inf"))
+    top = log_p.amax(-1, keepdim=True)
+    mass = log_p.sub_(top).exp_()
+    total = mass.sum(-1, keepdim=True)
+    return total.log().add_(top), mass.div_(total)
+
+
+class _DecoupledKL(torch.autograd.Function):
+    """Per-batch means of TCKD and NCKD (DKD's own KL parts) with a closed-form backward.
+
+    In place on the full C columns: the non-target masses are log-sum-exps with the target
+    column at −∞, so a confident teacher's 1 − p_t keeps its precision and no column is
+    gathered or dropped. With q̂, p̂ the renormalised non-target distributions and r = 1 − t
+    the rest mass, the gradients with respect to the student's log-probabilities s/T are
+        ∂TCKD: q_t − p_t at the target, q̂_k·(q_r − p_r) elsewhere;
+        ∂NCKD: 0 at the target, q̂_k − p̂_k elsewhere
+    (docs/method.md §3), checked against finite differences and the numpy reference by the tests.
+    """
+
+    @staticmethod
+    def forward(ctx, student_logits, teacher_logits, labels, temperature):  # type: ignore[override]
+        target = labels[:, None]
+        lt = log_softmax_t(teacher_logits.detach(), temperature)
+        ls = log_softmax_t(student_logits.detach(), temperature)
+        lt_t, ls_t = lt.gather(-1, target), ls.gather(-1, target)
+        log_ratio = lt - ls
+        # The target column at −∞: log-sum-exp gives the rest masses, exp gives p̂ and q̂ (0 there).
+        lt_rest, p_hat = _rest(lt, target)
+        ls_rest, q_hat = _rest(ls, target)
+        p_t, p_r, q_t, q_r = lt_t.exp(), lt_rest.exp(), ls_t.exp(), ls_rest.exp()
+        tckd = p_t * (lt_t - ls_t) + p_r * (lt_rest - ls_rest)
+        nckd = torch.linalg.vecdot(p_hat, log_ratio.sub_(lt_rest - ls_rest))
+        ctx.save_for_backward(q_hat, p_hat, target, q_t - p_t, q_r - p_r)
+        ctx.scale = 1.0 / (temperature * student_logits.shape[0])
+        ctx.dtype = student_logits.dtype
+        return tckd.mean(), nckd.mean()
+
+    @staticmethod
+    def backward(ctx, g_tckd, g_nckd):  # type: ignore[override]
+        q_hat, p_hat, target, target_diff, rest_diff = ctx.saved_tensors
+        g_tckd, g_nckd = g_tckd * ctx.scale, g_nckd * ctx.scale
+        grad = q_hat * (g_tckd * rest_diff + g_nckd)
+        grad = torch.addcmul(grad, p_hat, -g_nckd, out=grad)
+        grad.scatter_(-1, target, g_tckd * target_diff)
+        return grad.to(ctx.dtype), None, None, None
 
 
 @register_method
@@ -107,7 +138,7 @@ class DKD(Method):
         h = self.hparams
         temperature, lam = float(h["T"]), float(h["lam"])
         if lam == 0.0:
-            tckd, nckd = _kl_parts(teacher_logits, student_logits, labels, temperature)
+            tckd, nckd = _DecoupledKL.apply(student_logits, teacher_logits, labels, temperature)
         else:
             t_bin, t_rest = binary_and_rest_log_probs(teacher_logits, labels, temperature)
             s_bin, s_rest = binary_and_rest_log_probs(student_logits, labels, temperature)

@@ -38,17 +38,17 @@ class Engine(Protocol):
         y: torch.Tensor,
         teacher_logits: dict[int, torch.Tensor | None],
         context: Context,
-        sums: dict[int, dict[str, torch.Tensor]],
+        sums: dict[int, dict[str, list[torch.Tensor]]],
     ) -> None: ...
     def weights_problem(self, m: Member) -> str: ...
     def validate(self, members: Sequence[Member]) -> list[float]: ...
     def finish(self, members: Sequence[Member]) -> None: ...
 
 
-def _accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor]) -> None:
+def _accumulate(sums: dict[str, list[torch.Tensor]], terms: dict[str, torch.Tensor]) -> None:
+    # Kept per step and summed once per epoch: no tensor op per term per step.
     for name, value in terms.items():
-        key = f"train/{name}"
-        sums[key] = sums.get(key, 0.0) + value.detach()
+        sums.setdefault(f"train/{name}", []).append(value.detach())
 
 
 class SequentialEngine:
@@ -120,7 +120,7 @@ class VectorisedEngine:
 
     def step(self, active, x, y, teacher_logits, context, sums) -> None:
         with self.runtime.autocast():
-            logits = self.forward(x)  # (K, B, C)
+            logits = self.forward(x).unbind(0)  # K × (B, C); one backward node for all
         total = None
         for m in active:
             terms = m.method(logits[self.slot[id(m)]], teacher_logits[id(m)], y, context)

@@ -51,6 +51,10 @@ TOLERANCE = 1e-4  # wide vs one-by-one forward, relative to the logits' scale
 
 
 class StackedConv2d(nn.Module):
+    """K convolutions as one grouped convolution on the wide layout. As the model's first
+    layer (``shared_input``) it reads the members' common input once: a plain convolution
+    with K × the output channels, so the input is never copied K times."""
+
     def __init__(self, convs: Sequence[nn.Conv2d]) -> None:
         super().__init__()
         c = convs[0]
@@ -58,7 +62,8 @@ class StackedConv2d(nn.Module):
             raise NotImplementedError("padding modes other than zeros")
         self.k = len(convs)
         self.stride, self.padding, self.dilation = c.stride, c.padding, c.dilation
-        self.groups = c.groups * self.k
+        self.member_groups = c.groups
+        self.shared_input = False
         self.weight = nn.Parameter(torch.cat([m.weight.detach() for m in convs]))
         self.bias = (
             nn.Parameter(torch.cat([m.bias.detach() for m in convs]))
@@ -66,18 +71,26 @@ class StackedConv2d(nn.Module):
             else None
         )
 
+    @property
+    def can_share_input(self) -> bool:
+        return self.member_groups == 1  # with groups, member blocks would interleave
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(
-            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-        )
+        groups = self.member_groups * (1 if self.shared_input else self.k)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, groups)
 
 
 class StackedLinear(nn.Module):
-    """K linear layers on the wide layout (batch, K × features): a batched matrix product."""
+    """K linear layers on the wide layout (batch, K × features): a batched matrix product, or
+    as the first layer (``shared_input``) one matrix product of the common input with the K
+    weight matrices side by side."""
+
+    can_share_input = True
 
     def __init__(self, linears: Sequence[nn.Linear]) -> None:
         super().__init__()
         self.k = len(linears)
+        self.shared_input = False
         self.weight = nn.Parameter(torch.stack([m.weight.detach().t() for m in linears]))
         first = linears[0]
         self.bias = (
@@ -88,6 +101,11 @@ class StackedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
+        if self.shared_input:  # (B, in) @ (in, K × out)
+            side_by_side = self.weight.transpose(0, 1).reshape(x.shape[1], -1)
+            if self.bias is None:
+                return x @ side_by_side
+            return torch.addmm(self.bias.reshape(-1), x, side_by_side)
         per_member = x.reshape(b, self.k, -1).transpose(0, 1)  # (K, B, in)
         if self.bias is not None:
             out = torch.baddbmm(self.bias, per_member, self.weight)
@@ -153,11 +171,19 @@ class StackedModel(nn.Module):
         super().__init__()
         self.k = len(models)
         self.body = _widen(list(models))
+        self.first: nn.Module | None = None  # the layer that reads the shared input, if any
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        wide = x.repeat(1, self.k, *([1] * (x.dim() - 2)))
+        shared = self.first is not None and self.first.shared_input
+        wide = x if shared else x.repeat(1, self.k, *([1] * (x.dim() - 2)))
         out = self.body(wide)
-        return out.reshape(x.shape[0], self.k, -1).transpose(0, 1)
+        # Contiguous per member, so each member's loss reads a dense (B, C) block.
+        return out.reshape(x.shape[0], self.k, -1).transpose(0, 1).contiguous()
+
+    def share_input(self, on: bool) -> None:
+        """Let the first layer read the common input once (see :class:`StackedConv2d`)."""
+        if self.first is not None:
+            self.first.shared_input = on
 
     def member_parameters(self, k: int) -> dict[str, torch.Tensor]:
         """Member k's slice of every parameter and buffer (views into the wide tensors)."""
@@ -217,10 +243,40 @@ def stack_models(
     first = models[0]
     wide = wide.to(next(first.parameters()).device)
     shape = tuple(input_shape) if input_shape is not None else _input_shape(first)
-    if shape is None or not _matches(wide, models, shape):
+    if shape is None:
         return None
-    wide.train(first.training)
-    return wide
+    wide.first = _first_layer(wide, shape)
+    # The shared input where the model's forward allows it (checked, not assumed: a model
+    # that reads its input twice fails the comparison), else the input repeated K times.
+    for shared in (True, False) if wide.first is not None else (False,):
+        wide.share_input(shared)
+        if _matches(wide, models, shape):
+            wide.train(first.training)
+            return wide
+    return None
+
+
+@torch.no_grad()
+def _first_layer(wide: StackedModel, shape: tuple[int, ...]) -> nn.Module | None:
+    """The stacked layer that the forward pass calls first, if it can read a shared input."""
+    order: list[nn.Module] = []
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, args: order.append(mod))
+        for m in wide.body.modules()
+        if isinstance(m, (StackedConv2d, StackedLinear))
+    ]
+    mode = wide.training
+    wide.eval()
+    try:
+        device = next(wide.parameters()).device
+        wide(torch.zeros((1, *shape), device=device))
+    except RuntimeError:
+        pass  # the layers called before the failure are known; the comparison decides
+    finally:
+        for h in hooks:
+            h.remove()
+        wide.train(mode)
+    return order[0] if order and order[0].can_share_input else None
 
 
 @torch.no_grad()

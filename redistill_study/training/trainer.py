@@ -59,7 +59,7 @@ def train_cohort(
         if not active:
             break
         engine.begin_epoch(active, recipe, epoch)
-        sums: dict[int, dict[str, torch.Tensor]] = {id(m): {} for m in active}
+        sums: dict[int, dict[str, list[torch.Tensor]]] = {id(m): {} for m in active}
         batches = 0
         context = Context(epoch=epoch, total_epochs=recipe.epochs, num_classes=bundle.num_classes)
         for idx, x, y in iterate_batches(
@@ -82,7 +82,10 @@ def train_cohort(
         due = (epoch + 1) % recipe.val_every == 0 or epoch + 1 == recipe.epochs
         finite = []
         for m in active:
-            stats = {k: float(v) / max(batches, 1) for k, v in sums[id(m)].items()}
+            stats = {
+                k: float(torch.stack(v).float().sum()) / max(batches, 1)
+                for k, v in sums[id(m)].items()
+            }
             stats["train/loss"] = sum(stats.values())
             m.epochs_done = epoch + 1
             problem = _loss_problem(stats) or engine.weights_problem(m)
