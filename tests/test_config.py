@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers import REPO, tiny_study, write_yaml
 
 from redistill_study.cli import main
@@ -15,6 +16,21 @@ from redistill_study.errors import ConfigError
 def test_shipped_default_study_validates(capsys) -> None:
     assert main(["validate", str(REPO / "studies" / "default.yaml")]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("study", sorted(p.name for p in (REPO / "studies").glob("*.yaml")))
+def test_every_shipped_study_validates(study: str, capsys) -> None:
+    path = str(REPO / "studies" / study)
+    assert main(["validate", "--skip-files", path]) == 0, capsys.readouterr().err
+    # With its files: valid where the data is on this machine, else one line saying where.
+    code = main(["validate", path])
+    captured = capsys.readouterr()
+    if code == 2:
+        assert captured.err.count("\n") == 1 and "dataset.root" in captured.err
+        dataset = yaml.safe_load(Path(path).read_text())["dataset"]["name"]
+        assert dataset not in ("digits", "fashion_mnist")  # these two are here
+    else:
+        assert code == 0 and "ok" in captured.out
 
 
 def _error_for(tmp_path: Path, data, capsys) -> str:

@@ -114,6 +114,10 @@ def test_tiny_study_end_to_end_then_resume(tiny_config: Path, tmp_path: Path, ca
     assert parents[0].data.params["threads"] and parents[0].data.params["verdict.margin"]
     for run in children:
         assert set(PARAM_KEYS) <= set(run.data.params)
+        # The teacher's training seed is a param of its own (the tiny study's teachers use
+        # the study seed), the same number as in the teacher's identity.
+        assert run.data.params["teacher.seed"] == "0"
+        assert run.data.params["teacher.id"].endswith("#0")
         if run.data.params["method"] != "ce":
             assert "lam" in run.data.params
         assert " / " in run.info.run_name

@@ -38,9 +38,12 @@ def cpu_model() -> str:
 def provenance(
     command: str, wall: float | None, threads: int | None, commit: str = "", note: str = ""
 ) -> str:
-    commit = commit or subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
+    commit = (
+        commit
+        or subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+    )
     cores = os.cpu_count()
     where = f"{cpu_model()}, {cores} cores" + (f", {threads} threads" if threads else "")
     minutes = "" if wall is None else f"; wall time {int(wall // 60)} min {wall % 60:.0f} s"

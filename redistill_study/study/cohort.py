@@ -43,7 +43,8 @@ def train_claimed(
                 teacher=teacher.teacher_fn(),
             )
         )
-        recorder.start(c, plan.teacher_label(cell.pair), teacher.metrics)
+        seed = None if cell.pair.teacher.checkpoint else plan.teacher_seed(cell.pair)
+        recorder.start(c, plan.teacher_label(cell.pair), teacher.metrics, seed)
 
     def on_epoch_end(member: Member, epoch: int, stats: dict[str, float]) -> bool:
         return recorder.epoch(member.key, epoch, stats)

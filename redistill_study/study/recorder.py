@@ -59,10 +59,20 @@ class Recorder:
     def chance(self) -> float:
         return 1.0 / self.num_classes
 
-    def start(self, c: Claimed, teacher_label: str, teacher_metrics: dict[str, float]) -> None:
+    def start(
+        self,
+        c: Claimed,
+        teacher_label: str,
+        teacher_metrics: dict[str, float],
+        teacher_seed: int | None = None,
+    ) -> None:
+        """Open the trial's MLflow run; ``teacher_seed`` is None for a teacher from a file."""
+        params = self._params(c, teacher_label)
+        if teacher_seed is not None:
+            params["teacher.seed"] = teacher_seed
         c.run_id = self.tracker.start_run(
             run_name(c),
-            params=self._params(c, teacher_label),
+            params=params,
             parent_run_id=self.parent_run_id,
             tags={
                 "optuna.study": c.unit.name,
