@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import UserError, redact_url
 
@@ -318,14 +318,57 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_benchmark(args.what, args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments end in one line naming the command and what was expected, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a whole number ≥ {low}, got {value}")
+        return value
+
+    parse.__name__ = f"whole number ≥ {low}"
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        values = [int(n) for n in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers separated by commas, e.g. 1,8,32; got {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected counts ≥ 1, got {text!r}")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="redistill-study",
         description="Does one fixed power-divergence λ generalise across distillation pairs?",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    stores = argparse.ArgumentParser(add_help=False)
+    stores = _Parser(add_help=False)
     stores.add_argument("--output", help="the study's output folder (default: ./<study name>)")
     stores.add_argument(
         "--storage", help="Optuna storage URL (default: sqlite:///<output>/optuna.db)"
@@ -333,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     stores.add_argument(
         "--tracking-uri", help="MLflow tracking URI (default: sqlite:///<output>/mlflow.db)"
     )
-    study_arg = argparse.ArgumentParser(add_help=False)
+    study_arg = _Parser(add_help=False)
     study_arg.add_argument(
         "study", nargs="?", help="study YAML (default: the embedded studies/default.yaml)"
     )
@@ -344,15 +387,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a study (default: the embedded CPU-quick study)",
     )
     run.add_argument("--cache-dir", help="teacher cache folder (default: <output>/cache)")
-    run.add_argument("--cohort-size", type=int, help="students trained together per teacher pass")
+    run.add_argument(
+        "--cohort-size", type=_at_least(1), help="students trained together per teacher pass"
+    )
     run.add_argument("--device", help="cpu, cuda, cuda:N or auto (overrides the config)")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
     run.add_argument(
-        "--threads", type=int, help="CPU threads for torch (results reproduce per thread count)"
+        "--threads",
+        type=_at_least(1),
+        help="CPU threads for torch (results reproduce per thread count)",
     )
     run.add_argument(
         "--workers",
-        type=int,
+        type=_at_least(1),
         default=1,
         help="local worker processes sharing the study (one per GPU when present)",
     )
@@ -382,13 +429,19 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[study_arg],
         help="power calculator: the study's design through the verdict's rule, by simulation",
     )
-    design.add_argument("--seed-sd", type=float, help="run-to-run sd of test top-1 (fraction)")
     design.add_argument(
-        "--pair-sd", type=float, help="between-unit sd of the regret and deficit (fraction)"
+        "--seed-sd", type=_positive_float, help="run-to-run sd of test top-1 (fraction)"
+    )
+    design.add_argument(
+        "--pair-sd",
+        type=_positive_float,
+        help="between-unit sd of the regret and deficit (fraction)",
     )
     design.add_argument("--from-output", help="estimate both spreads from a finished study")
     design.add_argument("--storage", help="that study's Optuna storage URL, if not SQLite")
-    design.add_argument("--sims", type=int, default=2000, help="simulated studies per figure")
+    design.add_argument(
+        "--sims", type=_at_least(10), default=2000, help="simulated studies per figure"
+    )
     design.add_argument("--json", action="store_true", help="print the figures as JSON")
     design.set_defaults(func=cmd_design)
 
@@ -421,9 +474,13 @@ def build_parser() -> argparse.ArgumentParser:
         "default study; cifar100_classic for claims)",
     )
     bench.add_argument(
-        "--workers-list", help="for `bench claims`: simulated worker counts (default 1,8,32)"
+        "--workers-list",
+        type=_counts,
+        help="for `bench claims`: simulated worker counts (default 1,8,32)",
     )
-    bench.add_argument("--seconds", type=float, help="for `bench claims`: seconds per figure")
+    bench.add_argument(
+        "--seconds", type=_positive_float, help="for `bench claims`: seconds per figure"
+    )
     bench.add_argument(
         "--postgres",
         action="store_true",
@@ -431,10 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--epochs",
-        type=int,
+        type=_at_least(1),
         help="for `bench study`: train this many epochs (default: the recipe's)",
     )
-    bench.add_argument("--repeats", type=int, default=20, help="timed rounds per figure")
+    bench.add_argument("--repeats", type=_at_least(1), default=20, help="timed rounds per figure")
     bench.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     bench.set_defaults(func=cmd_bench)
     return parser

@@ -48,3 +48,25 @@ def test_did_you_mean_inside_a_pairs_train(tmp_path: Path, capsys) -> None:
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert "pairs[0].train.eopchs" in err and "did you mean 'epochs'" in err
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["design", "--sims", "0"], "--sims: expected a whole number ≥ 10, got 0"),
+        (["design", "--seed-sd", "-1"], "--seed-sd: expected a positive number"),
+        (["bench", "claims", "--workers-list", "abc"], "--workers-list: expected whole numbers"),
+        (["bench", "losses", "--repeats", "0"], "--repeats: expected a whole number ≥ 1"),
+        (["run", "--threads", "-3"], "--threads: expected a whole number ≥ 1, got -3"),
+        (["run", "--cohort-size", "0"], "--cohort-size: expected a whole number ≥ 1, got 0"),
+        (["run", "--workers", "two"], "--workers: expected a whole number, got 'two'"),
+        (["run", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(argv: list[str], expected: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: redistill-study") and err.count("\n") == 1, err
+    assert expected in err and "Traceback" not in err

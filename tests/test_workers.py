@@ -17,7 +17,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import tiny_study, write_yaml
+from helpers import REPO, tiny_study, write_yaml
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -217,3 +217,41 @@ def test_a_waiting_trial_is_claimed_by_exactly_one_process(tmp_path: Path) -> No
     assert sorted(won) == sorted(ids)  # every trial once: none lost, none twice
     states = {t.state for t in optuna.load_study(study_name="race/unit", storage=url).trials}
     assert states == {TrialState.RUNNING}
+
+
+def test_one_loop_of_a_worker_reads_the_unit_states_in_one_query(tmp_path: Path) -> None:
+    """The scheduler's check costs the same few statements whatever the plan's size, and the
+    one query agrees with Optuna's per-study API."""
+    import sqlalchemy
+
+    from redistill_study.config import load_study
+    from redistill_study.study import build_plan
+    from redistill_study.study.queue import TrialQueue
+    from redistill_study.study.scheduler import PhaseScheduler
+    from redistill_study.study.waiting import unit_states
+
+    plan = build_plan(load_study(REPO / "studies" / "cifar100_classic.yaml", check_files=False))
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'big.db'}")
+    queue = TrialQueue(storage, plan)
+    first = plan.first_units()[:6]  # queued; the rest not yet created
+    for unit in first:
+        queue.plan_unit(unit)
+    statements = []
+    sqlalchemy.event.listen(
+        storage.engine, "before_cursor_execute", lambda *a: statements.append(a[2])
+    )
+    scheduler = PhaseScheduler(plan, queue)
+    assert scheduler.advance() is False  # the searches are waiting: nothing else is ready
+    assert len(statements) <= 2, statements
+    assert len(plan.dependent_units()) > 100  # …of a plan with hundreds of units waiting on them
+
+    class NoEngine:  # the same storage seen through Optuna's API only
+        def __getattr__(self, name):
+            if name == "engine":
+                raise AttributeError(name)
+            return getattr(storage, name)
+
+    prefix = f"{plan.config.name}/"
+    fast, slow = unit_states(storage, prefix), unit_states(NoEngine(), prefix)
+    assert fast == slow and set(fast) == {u.name for u in first}
+    assert all(s.planned and s.waiting > 0 and s.running == 0 for s in fast.values())

@@ -109,7 +109,7 @@ def _measure(url: str, study: str, workers: int, mode: str, seconds: float) -> d
 
 def run(args: argparse.Namespace) -> int:
     study = args.study or str(shipped_studies() / "cifar100_classic.yaml")
-    counts = [int(n) for n in (args.workers_list or "1,8,32").split(",")]
+    counts = args.workers_list or [1, 8, 32]
     seconds = args.seconds or 15.0
     backends: list[tuple[str, Any]] = [("SQLite", None)]
     cluster = None

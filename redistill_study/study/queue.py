@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..config import TuningConfig
 from .phases import Phase
 from .plan import Plan, Unit
-from .waiting import Waiting, claim_trial, waiting_trials
+from .waiting import UnitState, Waiting, claim_trial, unit_states, waiting_trials
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -118,6 +118,10 @@ class TrialQueue:
         study = self.study(unit)
         return study is not None and bool(study.user_attrs.get("planned"))
 
+    def states(self) -> dict[str, UnitState]:
+        """Every unit's state in one query (units not yet created are absent)."""
+        return unit_states(self.storage, f"{self.plan.config.name}/")
+
     def is_finished(self, unit: Unit) -> bool:
         """Planned, and no trial waiting or running."""
         if unit.name in self._finished:
@@ -139,9 +143,12 @@ class TrialQueue:
         return sum(len(self.trials(u, done)) for u in self.plan.all_units())
 
     def fail_stale(self) -> None:
-        """Fail trials whose worker stopped heartbeating (the storage's callback re-queues)."""
+        """Fail trials whose worker stopped heartbeating (the storage's callback re-queues).
+        Only units with a running trial can have a stale one: one query finds them."""
+        states = self.states()
         for unit in self.plan.all_units():
-            if unit.name in self._finished:
+            state = states.get(unit.name)
+            if state is None or state.running == 0:
                 continue
             study = self.study(unit)
             if study is not None:

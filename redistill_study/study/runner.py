@@ -240,11 +240,13 @@ class StudyRunner:
                 if time.monotonic() - last_sweep > min(5.0, GRACE_PERIOD / 3):
                     self._sweep()
                     last_sweep = time.monotonic()
-                self.scheduler.advance()
-                cohort = self.queue.claim_cohort(self.cohort_size, self.worker_label)
+                done = self.scheduler.advance()
+                cohort = (
+                    [] if done else self.queue.claim_cohort(self.cohort_size, self.worker_label)
+                )
                 if cohort:
                     self._train(cohort)
-                elif self.scheduler.all_done():
+                elif done:
                     return
                 else:
                     time.sleep(min(self.options.poll_seconds, GRACE_PERIOD / 3))

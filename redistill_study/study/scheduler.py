@@ -66,22 +66,26 @@ class PhaseScheduler:
             detail = {"source_pair": ",".join(sorted(searches))}
         return {"hparams": json.dumps(setting, sort_keys=True), **detail}
 
-    def advance(self) -> None:
-        """Queue every dependent unit whose searches are done."""
+    def advance(self) -> bool:
+        """Queue every dependent unit whose searches are done; True when the whole study is
+        (every unit finished, or skipped because its searches completed nothing). One query
+        reads every unit's state; only units whose searches just finished read their trials."""
+        states = self.queue.states()
+
+        def finished(unit: Unit) -> bool:
+            state = states.get(unit.name)
+            return state is not None and state.finished
+
         for unit in self.plan.dependent_units():
-            if unit.name in self._skipped or self.queue.is_planned(unit):
+            state = states.get(unit.name)
+            if unit.name in self._skipped or (state is not None and state.planned):
+                continue
+            if not all(finished(source) for source in self.plan.sources(unit)):
                 continue
             choice = self.choice(unit)
             if choice == SKIP:
                 self._skipped.add(unit.name)
             elif isinstance(choice, dict):
                 self.queue.plan_unit(unit, extra=choice)
-
-    def all_done(self) -> bool:
-        for unit in self.plan.all_units():
-            if self.queue.is_finished(unit):
-                continue
-            if unit.phase.depends_on_search and self.choice(unit) == SKIP:
-                continue
-            return False
-        return True
+                states = self.queue.states()
+        return all(finished(u) or u.name in self._skipped for u in self.plan.all_units())

@@ -1,4 +1,5 @@
-"""Every waiting trial of a study in one query, and an atomic claim of one of them.
+"""Every waiting trial of a study in one query, every unit's state in another, and an atomic
+claim of one trial.
 
 Optuna's storage API asks per study; a study of hundreds of units would cost hundreds of
 queries per claim. For the relational storages this reads Optuna's tables directly — one
@@ -103,4 +104,63 @@ def waiting_trials(storage: BaseStorage, prefix: str, units: Iterable[str]) -> l
         for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
             out.append(Waiting(name, trial_id, t.number, int(t.user_attrs.get("seed", 0))))
+    return out
+
+
+_STATES = """
+SELECT s.study_name,
+       (SELECT a.value_json FROM study_user_attributes a
+        WHERE a.study_id = s.study_id AND a.key = 'planned') AS planned,
+       SUM(CASE WHEN t.state = 'WAITING' THEN 1 ELSE 0 END) AS waiting,
+       SUM(CASE WHEN t.state = 'RUNNING' THEN 1 ELSE 0 END) AS running
+FROM studies s
+LEFT JOIN trials t ON t.study_id = s.study_id
+WHERE substr(s.study_name, 1, :n) = :prefix
+GROUP BY s.study_id, s.study_name
+"""
+
+
+@dataclass(frozen=True)
+class UnitState:
+    planned: bool  # its slots are queued
+    waiting: int
+    running: int
+
+    @property
+    def finished(self) -> bool:
+        """Planned, and no trial waiting or running."""
+        return self.planned and self.waiting == 0 and self.running == 0
+
+
+def unit_states(storage: BaseStorage, prefix: str) -> dict[str, UnitState]:
+    """The state of every unit (study) whose name starts with ``prefix``: one query on the
+    relational storages, Optuna's per-study API elsewhere. Units not yet created are absent."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None and ONE_QUERY:
+        try:
+            import sqlalchemy
+
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sqlalchemy.text(_STATES), {"n": len(prefix), "prefix": prefix}
+                ).fetchall()
+            return {
+                name: UnitState(bool(planned and json.loads(planned)), int(w or 0), int(r or 0))
+                for name, planned, w, r in rows
+            }
+        except Exception:  # not Optuna's relational schema after all: ask study by study
+            pass
+    out = {}
+    for summary in storage.get_all_studies():
+        if not summary.study_name.startswith(prefix):
+            continue
+        study_id = storage.get_study_id_from_name(summary.study_name)
+        trials = storage.get_all_trials(
+            study_id, deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)
+        )
+        out[summary.study_name] = UnitState(
+            bool(storage.get_study_user_attrs(study_id).get("planned")),
+            sum(t.state is TrialState.WAITING for t in trials),
+            sum(t.state is TrialState.RUNNING for t in trials),
+        )
     return out
