@@ -19,7 +19,7 @@ COPY dashboards ./dashboards
 # The package reaches studies/ and dashboards/ through links inside redistill_study/.
 RUN pip install ".[postgres]" \
     && useradd --create-home --uid 1000 redistill \
-    && mkdir -p /shared /work/data \
+    && mkdir -p /shared /opt/redistill-study/data \
     && chown redistill /shared
 
 USER redistill

@@ -4,6 +4,7 @@ with a throwaway PostgreSQL, and the Kubernetes manifest and Dockerfile checked.
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 import tempfile
 import time
@@ -113,6 +114,17 @@ def test_kubernetes_job_manifest_is_valid_and_runs_the_cli() -> None:
         and "COPY studies" in (REPO / "Dockerfile").read_text()
     )
     assert manifest["spec"]["parallelism"] >= 1
+    # The study's data folder, resolved as the CLI resolves it (next to the config), is a
+    # mounted volume, and the shared output is writable by the image's user.
+    study = yaml.safe_load((REPO / "studies" / Path(args.study).name).read_text())
+    root = posixpath.normpath(
+        posixpath.join(posixpath.dirname(args.study), study["dataset"]["root"])
+    )
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert root in mounts, (root, mounts)
+    assert any(args.output.startswith(m) for m in mounts)
+    assert manifest["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 1000
+    assert "--uid 1000" in (REPO / "Dockerfile").read_text()
 
 
 def test_dockerfile_builds_the_worker_image_the_manifest_names() -> None:

@@ -8,6 +8,7 @@ Accepted: a plain state dict, ``{"model": sd}``, ``{"state_dict": sd}``, ``{"net
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,24 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except PermissionError:
         raise UserError(f"{path}: permission denied") from None
     except Exception as exc:  # truncated, foreign or unsafe files fail in many ways
-        first = first_line(exc)
-        raise UserError(f"{path}: not a readable PyTorch checkpoint ({first[:200]})") from None
+        raise UserError(f"{path}: not a readable PyTorch checkpoint ({_why(exc)})") from None
     return _unwrap(obj, path)
+
+
+def _why(exc: Exception) -> str:
+    """The reason in this project's words (torch's own advice to turn the safety off is not
+    repeated)."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        return (
+            "it holds Python objects besides tensors, and loading those could run code from "
+            "the file; save the model's state_dict alone"
+        )
+    if "central directory" in text or "zip archive" in text:
+        return "truncated or damaged: the zip container is incomplete"
+    if isinstance(exc, (pickle.UnpicklingError, EOFError, UnicodeDecodeError)) or text.isdigit():
+        return "not a torch.save file"
+    return first_line(exc)[:200]
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
