@@ -50,6 +50,38 @@ def test_unknown_key_with_suggestion_and_line(tmp_path: Path, capsys) -> None:
     assert (tmp_path / "bad.yaml").read_text().splitlines()[line - 1].strip().startswith("trails")
 
 
+def _misspell_param(d):
+    d["methods"][1]["params"] = {"Tt": 2.0}
+
+
+def _misspell_arg(d):
+    d["pairs"][0]["student"]["args"] = {"hiden": 16}
+
+
+def _misspell_required(d):
+    d["pairs"][0]["student"]["modle"] = d["pairs"][0]["student"].pop("model")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "hint"),
+    [
+        (_misspell_param, "methods[1].params", "did you mean 'T'?"),
+        (
+            _misspell_arg,
+            "pairs[0].student.args",
+            "takes no argument 'hiden'; did you mean 'hidden'?",
+        ),
+        (_misspell_required, "pairs[0].student.model", "found 'modle' — a misspelling?"),
+    ],
+)
+def test_misspellings_at_every_level_get_a_hint(tmp_path: Path, capsys, mutate, key, hint) -> None:
+    data = tiny_study()
+    assert data["methods"][1]["name"] == "kd" and data["pairs"][0]["student"]["model"]
+    mutate(data)
+    err = _error_for(tmp_path, data, capsys)
+    assert f"{key}:" in err and hint in err, err
+
+
 @pytest.mark.parametrize(
     ("mutate", "key", "expected"),
     [

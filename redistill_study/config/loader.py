@@ -5,6 +5,9 @@ Every problem becomes one :class:`ConfigError` line: ``file:line: key.path: what
 
 from __future__ import annotations
 
+import difflib
+import inspect
+import re
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -119,7 +122,14 @@ def _schema_error(exc: ValidationError, located: _Located, data: Any) -> ConfigE
         hint = did_you_mean(str(key), siblings, n=1)
         return located.error(loc, f"unknown key{hint}")
     if kind == "missing":
-        return located.error(loc, "required key is missing")
+        # A misspelt required key arrives as "missing" (pydantic reports it first).
+        parent = data
+        for part in loc[:-1]:
+            parent = parent[part] if isinstance(parent, (dict, list)) else None
+        unknown = [k for k in parent or () if k not in _siblings(located, loc[:-1], data)]
+        close = difflib.get_close_matches(str(loc[-1]), map(str, unknown), n=1)
+        found = f"; found {close[0]!r} — a misspelling?" if close else ""
+        return located.error(loc, f"required key is missing{found}")
     message = err["msg"].removeprefix("Value error, ")
     if "input" in err and kind not in ("model_type",):
         message += f" (got {err['input']!r})" if not isinstance(err["input"], dict) else ""
@@ -211,9 +221,14 @@ def check_semantics(
                         spec.model, num_classes=_class_count(config, base_dir), **spec.args
                     )
                 except (TypeError, ValueError, RuntimeError) as exc:
-                    raise located.error(
-                        ("pairs", i, role, "args"), str(exc).splitlines()[0]
-                    ) from None
+                    message = str(exc).splitlines()[0]
+                    bad = re.search(r"unexpected keyword argument '(\w+)'", message)
+                    if bad:
+                        known = _model_arguments(spec.model, _class_count(config, base_dir))
+                        message = f"{spec.model} takes no argument {bad[1]!r}" + did_you_mean(
+                            bad[1], known
+                        )
+                    raise located.error(("pairs", i, role, "args"), message) from None
         ckpt = pair.teacher.checkpoint
         if ckpt is not None and check_files:
             resolved = resolve_path(ckpt, base_dir)
@@ -322,3 +337,13 @@ def _class_count(config: StudyConfig, base_dir: Path) -> int | None:
 
 def _unknown(name: str, known: list[str], what: str) -> str:
     return f"unknown {what} {name!r}{did_you_mean(name, known)} (known: {', '.join(known)})"
+
+
+def _model_arguments(name: str, num_classes: int | None) -> list[str]:
+    """The keyword arguments a model's constructor takes (a hint for a misspelt one)."""
+    try:
+        model = create_model(name, num_classes=num_classes or 10)
+    except Exception:  # the names are a hint only
+        return []
+    parameters = inspect.signature(type(model).__init__).parameters.values()
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Protocol
 import torch
 import torch.nn.functional as F
 
+from .._util import did_you_mean
 from .divergence import at_least_float32, power_divergence_from_log_probs
 
 
@@ -101,6 +102,7 @@ class Method:
             known = ", ".join(sorted(self.defaults)) or "none"
             raise ValueError(
                 f"method {self.name!r} has no hyper-parameter {unknown[0]!r} (known: {known})"
+                + did_you_mean(unknown[0], self.defaults, n=1)
             )
         self.hparams: dict[str, Any] = {**self.defaults, **hparams}
         for key, value in self.hparams.items():
