@@ -20,10 +20,6 @@ class ConfigError(UserError):
         super().__init__(f"{where}: {key or '<top level>'}: {message}")
 
 
-class TrialDiverged(Exception):
-    """A loss or the weights became NaN/inf: the trial fails with this reason, the study goes on."""
-
-
 _PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]+):[^@/\s]*@")
 
 

@@ -65,11 +65,17 @@ def study_records(
     diverge: float = 0.0,
     fixed_arms: tuple[str, ...] = ("redistill",),
     pairs_per_teacher: int = 1,
+    teacher_sd: float = 0.0,
 ) -> list[dict]:
     """Evaluation records of a whole study with a known truth: a pair's runs share a per-seed
     effect (same initialisation and batches for every arm), each run adds its own noise
-    ``run_sd``, and the regret and deficit vary between pairs with sd ``pair_sd``."""
+    ``run_sd``, and the regret and deficit vary between pairs with sd ``pair_sd`` and between
+    teachers with sd ``teacher_sd`` (shared by every pair and noise setting of a teacher)."""
     records = []
+    by_teacher = {
+        f"t{t}": {arm: teacher_sd * rng.standard_normal() for arm in ("redistill_tuned", "kd")}
+        for t in range(-(-pairs // pairs_per_teacher))
+    }
     for i in range(pairs):
         teacher = f"t{i // pairs_per_teacher}"
         for noise in noises:
@@ -77,7 +83,10 @@ def study_records(
             d = deficit[noise] if isinstance(deficit, dict) else deficit
             base = 0.85 + 0.03 * rng.standard_normal()
             effects = {"redistill_tuned": r, "kd": d}
-            pair_effect = {arm: effects[arm] + pair_sd * rng.standard_normal() for arm in effects}
+            pair_effect = {
+                arm: effects[arm] + by_teacher[teacher][arm] + pair_sd * rng.standard_normal()
+                for arm in effects
+            }
             for s in range(seeds):
                 shared = 0.01 * rng.standard_normal()  # the same for every arm of this seed
                 runs = {arm: base + shared for arm in fixed_arms}

@@ -109,6 +109,50 @@ def test_a_rule_treating_seeds_as_units_fails_the_size_check() -> None:
     assert naive > ALPHA + slack(ALPHA, sims)  # anti-conservative once pairs differ
 
 
+def _pairs_as_units_holds(records: list[dict]) -> bool:
+    """Cells as independent units: every pair counted once, though pairs share a teacher."""
+    by = {(r["noise"], r["pair"], r["seed"], r["method"]): r["test/top1"] for r in records}
+    for noise in {r["noise"] for r in records}:
+        pairs = sorted({p for (n, p, _, _) in by if n == noise})
+        for other in ("redistill_tuned", "kd"):
+            means = [
+                np.mean(
+                    [
+                        by[k] - by[(*k[:3], "redistill")]
+                        for k in by
+                        if k[:2] == (noise, p) and k[3] == other
+                    ]
+                )
+                for p in pairs
+            ]
+            if not t_bounds(np.array(means), MARGIN, ALPHA).upper < MARGIN:
+                return False
+    return True
+
+
+def test_a_rule_treating_pairs_of_one_teacher_as_units_fails_the_size_check() -> None:
+    # Four teachers, two pairs each: the teacher's effect is shared by its pairs.
+    sims = 300
+    kwargs = dict(
+        pairs=8,
+        pairs_per_teacher=2,
+        noises=("none",),
+        regret=MARGIN,
+        deficit=-20 * MARGIN,
+        pair_sd=0.0,
+        teacher_sd=MARGIN,
+    )
+    rng = np.random.default_rng(8)
+    naive = np.mean([_pairs_as_units_holds(study_records(rng, **kwargs)) for _ in range(sims)])
+    assert naive > ALPHA + slack(ALPHA, sims)  # anti-conservative: 8 "units" that are 4
+    rng = np.random.default_rng(8)
+    shares = [
+        decide(study_records(rng, **kwargs), margin=MARGIN, fixed=("redistill",)).outcome
+        for _ in range(sims)
+    ]
+    assert shares.count(HOLDS) / sims <= ALPHA + slack(ALPHA, sims)  # the teacher is the unit
+
+
 # --- the record-level contract ---------------------------------------------------------------
 
 

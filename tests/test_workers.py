@@ -157,6 +157,9 @@ def test_workers_cooperate_and_survive_a_killed_worker(stores, tmp_path: Path) -
     assert not running, [(r.info.run_name, r.data.tags.get("redistill.role")) for r in running]
     killed_runs = [r for r in runs if r.info.status == "KILLED"]
     assert any(r.data.tags.get("fail_reason") == "worker stopped heartbeating" for r in killed_runs)
+    # A retried trial's run says whose retry it is: every trial run keeps a name of its own.
+    names = [r.info.run_name for r in runs if r.data.tags.get("redistill.role") == "trial"]
+    assert len(names) == len(set(names)), sorted(names)
 
 
 def test_one_query_finds_the_same_waiting_trials_as_the_api(tmp_path: Path) -> None:

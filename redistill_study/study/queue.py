@@ -1,9 +1,10 @@
 """The trial queue: one Optuna study per unit, its slots enqueued once, claimed atomically.
 
 Every trial of a unit is enqueued up front (WAITING, with its slot in the user attributes);
-a worker claims a cohort — trials of one cell with the same seed — by moving each from WAITING
-to RUNNING in the storage, which succeeds for exactly one worker. Only Optuna's public storage
-API is used.
+a worker claims a cohort — trials of one student architecture and seed — by moving each from
+WAITING to RUNNING in the storage, which succeeds for exactly one worker. Reads and claims that
+Optuna's API would make per unit go through :mod:`.waiting` (one SQL statement on the
+relational storages, Optuna's API elsewhere); everything else is Optuna's public API.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Claimed:
     seed: int
     run_id: str = ""
     started: float = field(default_factory=time.perf_counter)
+    retry_of: int | None = None  # the number of the failed trial this one repeats
 
     @property
     def number(self) -> int:
@@ -201,7 +203,8 @@ class TrialQueue:
         elif unit.phase.depends_on_search:
             attrs = self.storage.get_trial_user_attrs(w.trial_id)
             hparams.update(json.loads(attrs.get("hparams", "{}")))
-        return Claimed(unit, study, trial, w.trial_id, hparams, w.seed)
+        retry_of = self.storage.get_trial_system_attrs(w.trial_id).get("failed_trial")
+        return Claimed(unit, study, trial, w.trial_id, hparams, w.seed, retry_of=retry_of)
 
     def release(
         self, cohort: list[Claimed], reason: str, requeue: bool, force: bool = False

@@ -30,7 +30,9 @@ def run_name(c: Claimed) -> str:
         f"{cell.pair.label} / {c.unit.method.name} / {cell.noise.label} / seed {c.seed} / "
         f"{c.unit.phase.value}"
     )
-    return name + (f" t{c.number}" if c.unit.phase is Phase.SEARCH else "")
+    if c.unit.phase is Phase.SEARCH:
+        return f"{name} t{c.number}"
+    return name + (f" (retry of t{c.retry_of})" if c.retry_of is not None else "")
 
 
 class Recorder:
