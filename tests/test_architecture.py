@@ -25,25 +25,52 @@ ROWS = [
 ROW = {name: i for i, names in enumerate(ROWS) for name in names}
 
 
+def _targets(node: ast.AST, rel) -> list[list[str]]:
+    """The package paths (inside redistill_study) that one import statement reaches."""
+    if isinstance(node, ast.ImportFrom) and node.level:
+        base = list(rel.parts[:-1])
+        base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+        if node.module:
+            return [[*base, *node.module.split(".")]]
+        return [[*base, alias.name] for alias in node.names]  # from .. import pkg
+    if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "redistill_study":
+        inner = node.module.split(".")[1:]
+        return [inner] if inner else [[alias.name] for alias in node.names]
+    if isinstance(node, ast.Import):  # import redistill_study.pkg
+        return [
+            alias.name.split(".")[1:]
+            for alias in node.names
+            if alias.name.split(".")[0] == "redistill_study"
+        ]
+    return []
+
+
 def _edges() -> dict[str, set[str]]:
     edges: dict[str, set[str]] = defaultdict(set)
     for path in PACKAGE.rglob("*.py"):
         rel = path.relative_to(PACKAGE)
         package = rel.parts[0] if len(rel.parts) > 1 else rel.stem
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                base = list(rel.parts[:-1])
-                base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
-                target = [*base, *(node.module or "").split(".")]
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-                "redistill_study."
-            ):
-                target = node.module.split(".")[1:]
-            else:
-                continue
-            if target and target[0] and target[0] != package:
-                edges[package].add(target[0])
+            for target in _targets(node, rel):
+                if target and target[0] and target[0] != package:
+                    edges[package].add(target[0])
     return edges
+
+
+def test_the_import_reader_sees_every_form() -> None:
+    from pathlib import PurePath
+
+    rel = PurePath("study", "runner.py")
+    forms = {
+        "from ..analysis import decide": "analysis",
+        "from .. import analysis": "analysis",
+        "from redistill_study.analysis import decide": "analysis",
+        "from redistill_study import analysis": "analysis",
+        "import redistill_study.analysis.verdict": "analysis",
+    }
+    for code, expected in forms.items():
+        (node,) = ast.parse(code).body
+        assert [t[0] for t in _targets(node, rel)] == [expected], code
 
 
 def test_every_package_has_a_row() -> None:

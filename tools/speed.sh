@@ -47,6 +47,7 @@ echo
 fence "$PY" -m redistill_study bench losses
 
 echo "**Claims** (\`bench claims --postgres --seconds 10\`, simulated workers on a study the size"
-echo "of \`cifar100_classic.yaml\`; per unit = the claim as it was, one query = as it is):"
+echo "of \`cifar100_classic.yaml\`; each loop = the scheduler's check + one claim; per unit = as it was,"
+echo "one query = as it is):"
 echo
 fence "$PY" -m redistill_study bench claims --postgres --seconds 10
