@@ -219,3 +219,24 @@ def test_tiny_cifar_study_with_zoo_teacher_and_timm_student(
         trials = optuna.load_study(study_name=name, storage=storage).trials
         assert [t.state.name for t in trials] == ["COMPLETE"]
         assert 0.0 <= trials[0].user_attrs["test/top1"] <= 1.0
+
+
+def test_validate_reads_the_files_not_only_their_names(cifar100_root: Path, capsys) -> None:
+    config = write_yaml(
+        cifar100_root.parent / "c.yaml",
+        {
+            "name": "c",
+            "dataset": {"name": "cifar100", "root": str(cifar100_root)},
+            "pairs": [{"teacher": {"model": "resnet8"}, "student": {"model": "resnet8"}}],
+            "methods": [{"name": "kd"}],
+        },
+    )
+    assert main(["validate", str(config)]) == 0
+    capsys.readouterr()
+    (cifar100_root / "cifar-100-python" / "test").write_bytes(b"not a pickle at all")
+    assert main(["validate", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dataset.root" in err and "not a CIFAR batch file" in err
+    assert "cifar-100-python/test" in err
+    # --skip-files skips the reading too (a laptop without the data).
+    assert main(["validate", "--skip-files", str(config)]) == 0

@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from .._util import did_you_mean, resolve_path
-from ..data import data_root, dataset_info, dataset_names
+from ..data import data_root, dataset_info, dataset_names, read_files
 from ..errors import ConfigError, UserError
 from ..losses import get_method
 from ..models import create_model, resolve_model_name
@@ -157,20 +157,31 @@ def _siblings(located: _Located, parent: tuple[Any, ...], data: Any) -> list[str
     return list(getattr(model, "model_fields", {}))
 
 
-def load_study(path: str | Path, *, check_files: bool = True) -> StudyConfig:
-    """Parse and fully validate a study file; raise :class:`ConfigError` on the first problem."""
+def load_study(
+    path: str | Path, *, check_files: bool = True, read_data: bool = False
+) -> StudyConfig:
+    """Parse and fully validate a study file; raise :class:`ConfigError` on the first problem.
+    ``check_files``: data folders and checkpoints exist; ``read_data``: the data set's files
+    are also read and checked, as ``validate`` does (``run`` reads them anyway)."""
     path = Path(path)
     data, located = read_yaml(path)
     try:
         config = StudyConfig.model_validate(data)
     except ValidationError as exc:
         raise _schema_error(exc, located, data) from None
-    check_semantics(config, located, base_dir=path.parent, check_files=check_files)
+    check_semantics(
+        config, located, base_dir=path.parent, check_files=check_files, read_data=read_data
+    )
     return config
 
 
 def check_semantics(
-    config: StudyConfig, located: _Located, *, base_dir: Path, check_files: bool = True
+    config: StudyConfig,
+    located: _Located,
+    *,
+    base_dir: Path,
+    check_files: bool = True,
+    read_data: bool = False,
 ) -> None:
     """What the schema cannot see: registry names, hyper-parameter domains, files on disk."""
     if config.dataset.name not in dataset_names():
@@ -194,6 +205,11 @@ def check_semantics(
                 raise located.error(
                     ("dataset", "root"), f"file not found: {absent}{how}; expected {info.files}"
                 )
+            try:  # present is not enough: a damaged or foreign file fails now, not at `run`
+                if read_data:
+                    read_files(config.dataset.name, root)
+            except UserError as exc:
+                raise located.error(("dataset", "root"), str(exc)) from None
     for i, pair in enumerate(config.pairs):
         for role in ("teacher", "student"):
             spec = getattr(pair, role)

@@ -7,7 +7,14 @@ from pathlib import Path
 from .._util import resolve_path
 from ..errors import UserError
 from .base import DataBundle, DataOptions, Split, iterate_batches, normalize
-from .registry import DatasetInfo, builder, dataset_info, dataset_names, register_dataset
+from .registry import (
+    DatasetInfo,
+    builder,
+    dataset_info,
+    dataset_names,
+    read_files,
+    register_dataset,
+)
 
 
 def data_root(config: DataOptions, base_dir: Path | None = None) -> Path | None:
@@ -43,5 +50,6 @@ __all__ = [
     "dataset_names",
     "iterate_batches",
     "normalize",
+    "read_files",
     "register_dataset",
 ]

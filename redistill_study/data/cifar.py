@@ -116,6 +116,11 @@ def _load(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
     return (*parts["train"], *parts["test"])
 
 
+def read_cifar_files(name: str, root: Path) -> None:
+    """Every batch file of the data set read and checked (``validate``)."""
+    _load(name, root, download=False)
+
+
 def build_cifar(config: DataOptions, root: Path) -> DataBundle:
     name = config.name
     x_full, y_full, x_test, y_test = _load(name, root, config.download)

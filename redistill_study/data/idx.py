@@ -76,6 +76,12 @@ def load_idx(root: Path, dataset: str, split: str) -> tuple[np.ndarray, np.ndarr
     return images, labels.astype(np.int64)
 
 
+def read_idx_files(name: str, root: Path) -> None:
+    """All four idx files read and checked (``validate``)."""
+    for split in ("train", "test"):
+        load_idx(root, name, split)
+
+
 def build_idx(config: DataOptions, root: Path) -> DataBundle:
     name = config.name
     x_full, y_full = load_idx(root, name, "train")

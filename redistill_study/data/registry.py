@@ -24,6 +24,7 @@ class DatasetInfo:
     default_root: str | None = None
     package: str | None = None  # the Debian package that installs the files, if any
     required: tuple[str, ...] = ()  # files under root (each also accepted with ".gz")
+    reader: str | None = None  # "module:function(name, root)" that reads and checks the files
 
     def missing(self, root: Path) -> str | None:
         """The first required file that is not under ``root``, as a path; None if all are."""
@@ -56,7 +57,19 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 def builder(name: str):
-    module, _, function = dataset_info(name).builder.partition(":")
+    return _function(dataset_info(name).builder)
+
+
+def read_files(name: str, root: Path) -> None:
+    """Read the data set's files under ``root`` as a run would, without building tensors;
+    a UserError names the first file that is not what it should be."""
+    info = dataset_info(name)
+    if info.reader is not None:
+        _function(info.reader)(name, root)
+
+
+def _function(spec: str):
+    module, _, function = spec.partition(":")
     return getattr(importlib.import_module(f"{__package__}.{module}"), function)
 
 
@@ -86,6 +99,7 @@ for _info in (
         default_root=FASHION_MNIST_ROOT,
         package="dataset-fashion-mnist",
         required=IDX_FILES,
+        reader="idx:read_idx_files",
     ),
     DatasetInfo(
         "mnist",
@@ -94,6 +108,7 @@ for _info in (
         "idx:build_idx",
         "the four idx files (train-images-idx3-ubyte.gz, …) in `root`",
         required=IDX_FILES,
+        reader="idx:read_idx_files",
     ),
     DatasetInfo(
         "cifar10",
@@ -102,6 +117,7 @@ for _info in (
         "cifar:build_cifar",
         "`root/cifar-10-batches-py/` (the python version of the data set)",
         required=("cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"),
+        reader="cifar:read_cifar_files",
     ),
     DatasetInfo(
         "cifar100",
@@ -110,6 +126,7 @@ for _info in (
         "cifar:build_cifar",
         "`root/cifar-100-python/` (the python version of the data set)",
         required=("cifar-100-python/train", "cifar-100-python/test"),
+        reader="cifar:read_cifar_files",
     ),
     DatasetInfo(
         "imagefolder",
