@@ -244,8 +244,9 @@ def cmd_design(args: argparse.Namespace) -> int:
         print(json.dumps({**report, "spreads": source}, sort_keys=True))
         return 0
     needed = report["pairs_for_80"]
+    shown = args.study or f"{path.name} (embedded)"
     print(
-        f"{path}: {units} unit(s) of generalisation ({len(config.pairs)} pairs), "
+        f"{shown}: {units} unit(s) of generalisation ({len(config.pairs)} pairs), "
         f"{len(plan.noise_labels)} noise setting(s), {len(plan.seeds)} seeds, margin "
         f"δ = {100 * plan.margin:.2f} points, α = {config.verdict.alpha}, "
         f"{design.fixed_arms} fixed arm(s)\n"
@@ -265,7 +266,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .study import build_plan
 
     path = _study_path(args.study)
-    config = load_study(path, check_files=not args.skip_files)
+    config = load_study(path, check_files=not args.skip_files, read_data=not args.skip_files)
     plan = build_plan(config)
     slots = sum(len(plan.slots(u)) for u in plan.all_units())
     print(
