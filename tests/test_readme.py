@@ -50,11 +50,22 @@ def test_readme_default_study_block_is_current(tmp_path: Path) -> None:
         text=True,
         check=True,
     ).stdout.strip()
+    # `design` with the spreads of that run: the README's default-design block.
+    design = subprocess.run(
+        [sys.executable, "-m", "redistill_study", "design", "--from-output", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    design_written = block_body(readme, "default-design").split("```")[1].strip()
+    design = design.replace(f"estimated from {out}", "estimated from default")
     if measured.group(2) == cpu_model():
         # Same processor and thread count: the numbers reproduce bit for bit.
         assert produced == written, "README default-study block is stale: regenerate it"
+        assert design == design_written, "README default-design block is stale: regenerate it"
     else:
         # Another processor sums in another order: the same table, numbers within a point.
-        assert NUMBER.sub("#", produced) == NUMBER.sub("#", written)
+        for new, old in ((produced, written), (design, design_written)):
+            assert NUMBER.sub("#", new) == NUMBER.sub("#", old)
         for a, b in zip(NUMBER.findall(produced), NUMBER.findall(written)):
             assert abs(float(a) - float(b)) <= 1.5, (a, b)

@@ -129,15 +129,27 @@ def markdown_summary(report: StudyReport) -> str:
     out += [f"> {line}" for line in report.verdict_lines()]
     out += [
         "",
-        "| arm | noise | quantity | mean (points) | one-sided bounds | units |",
-        "|---|---|---|---|---|---|",
+        f"| arm | noise | quantity | mean (points) | one-sided {100 * (1 - d.level):g} % bounds "
+        "| p (mean < δ) | Holm p (mean > δ) | units |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for e in d.estimates:
         out.append(
             f"| {e.arm} | {e.noise} | {e.quantity} vs {e.against} | {100 * e.mean:+.2f} | "
-            f"[{_pts(e.lower)}, {_pts(e.upper)}] | {e.units} |"
+            f"[{_pts(e.lower)}, {_pts(e.upper)}] | {_p(e.p_below)} | {_p(e.p_above_holm)} | "
+            f"{e.units} |"
         )
+    out += [
+        "",
+        "(each bound at level α/K, K the declared fixed arms: `holds` needs every upper bound "
+        "of an arm below δ; `does not hold` needs a Holm-adjusted p ≤ α, Holm over every arm, "
+        "noise setting and quantity, so a lone bound above δ is not yet a rejection.)",
+    ]
     return "\n".join(out)
+
+
+def _p(p: float) -> str:
+    return f"{p:.3g}" if math.isfinite(p) else "—"
 
 
 def _pts(x: float) -> str:

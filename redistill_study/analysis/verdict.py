@@ -496,8 +496,9 @@ def _explain(
         )
     if missing:
         why = "; ".join(missing) + "; " + why
+    toward = "holds" if all(e.mean < margin for e in estimates) else "does not hold"
     change = (
-        f"about {needed} units at the observed means and spreads"
+        f"about {needed} units at the observed means and spreads (toward {toward!r})"
         if needed is not None
         else "more units (the spread is not yet estimable)"
     )
