@@ -13,7 +13,7 @@ import pytest
 from helpers import CHROMIUM_FLAGS
 
 from redistill_study.analysis.report import render_dashboard
-from redistill_study.analysis.summary import build_report
+from redistill_study.analysis.summary import build_report, markdown_summary
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -138,3 +138,17 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
     shot = ARTIFACTS / "dashboard.png"
     result = _chromium("--window-size=1280,4000", "--hide-scrollbars", f"--screenshot={shot}", url)
     assert result.returncode == 0 and shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_the_readme_block_carries_every_estimate_with_its_level_and_holm_p() -> None:
+    report = build_report(_results())
+    block = markdown_summary(report)
+    rows = [line for line in block.splitlines() if line.startswith("| redistill")]
+    estimates = report.decision.estimates
+    assert len(rows) == len(estimates) == 2 * 2 * 2  # arms × noise settings × quantities
+    assert "one-sided 97.5 % bounds" in block  # α = 0.05 over two fixed arms
+    for row, e in zip(rows, estimates):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[:2] == [e.arm, e.noise] and float(cells[3]) == round(100 * e.mean, 2)
+        assert float(cells[6]) == pytest.approx(e.p_above_holm, rel=1e-2)
+    assert "a lone bound above δ is not yet a rejection" in block

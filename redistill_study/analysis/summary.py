@@ -127,9 +127,10 @@ def markdown_summary(report: StudyReport) -> str:
         "",
     ]
     out += [f"> {line}" for line in report.verdict_lines()]
+    level = next(iter(d.arms.values())).level if d.arms else d.alpha  # α/K, as every arm's
     out += [
         "",
-        f"| arm | noise | quantity | mean (points) | one-sided {100 * (1 - d.level):g} % bounds "
+        f"| arm | noise | quantity | mean (points) | one-sided {100 * (1 - level):g} % bounds "
         "| p (mean < δ) | Holm p (mean > δ) | units |",
         "|---|---|---|---|---|---|---|---|",
     ]
