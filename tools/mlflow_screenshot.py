@@ -94,6 +94,18 @@ class Page:
             await asyncio.sleep(0.5)
         await self.click_at(*at)
 
+    async def click_element(self, find: str, what: str, required: bool = True) -> None:
+        """Click the centre of the element that the JavaScript expression ``find`` yields."""
+        at = await self.js(
+            f"(() => {{ const e = {find}; if (!e) return null;"
+            " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2];"
+            " })()"
+        )
+        if at is not None:
+            await self.click_at(*at)
+        elif required:
+            raise RuntimeError(f"{what} was not found")
+
     async def click_at(self, x: float, y: float) -> None:
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
             await self.call(
@@ -120,13 +132,9 @@ async def _drive(debug_port: int, page_url: str, png: Path, size: tuple[int, int
             await page.call("Page.reload")
             await page.wait_for(r"[1-9][0-9]* matching runs")
             await page.click_text("Model training")
-            close = await page.js(
-                "(() => { const b = document.querySelector('button[aria-label=Close]');"
-                " if (!b) return null; const r = b.getBoundingClientRect();"
-                " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+            await page.click_element(  # the assistant side panel
+                "document.querySelector('button[aria-label=Close]')", "", required=False
             )
-            if close:  # the assistant side panel
-                await page.click_at(*close)
             await page.wait_for(r"[1-9][0-9]* matching runs")
             await page.click_text("Group by", "button")
             await page.click_text("method")
@@ -139,52 +147,36 @@ async def _drive(debug_port: int, page_url: str, png: Path, size: tuple[int, int
                     break
                 await asyncio.sleep(2)
             # The chart view: the view switch whose icon is the line chart.
-            chart_view = await page.js(
-                "(() => { const p = [...document.querySelectorAll('svg path')].find(e =>"
-                " (e.getAttribute('d') || '').startsWith('M1 1v13.25')); if (!p) return null;"
-                " const r = p.closest('svg').getBoundingClientRect();"
-                " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+            await page.click_element(
+                "[...document.querySelectorAll('svg path')].find(e =>"
+                " (e.getAttribute('d') || '').startsWith('M1 1v13.25'))?.closest('svg')",
+                "the chart view switch",
             )
-            if chart_view is None:
-                raise RuntimeError("the chart view switch was not found")
-            await page.click_at(*chart_view)
             await asyncio.sleep(2)
             # Every group on the chart: the eye in the list's header, then "Show all runs".
-            eye = await page.js(
-                "(() => { const h = [...document.querySelectorAll('[role=columnheader]')]"
-                ".map(c => c.querySelector('button, [role=button], svg')).filter(Boolean);"
-                " const e = h[1] || h[0]; if (!e) return null; const r = e.getBoundingClientRect();"
-                " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+            await page.click_element(
+                "(h => h[1] || h[0])([...document.querySelectorAll('[role=columnheader]')]"
+                ".map(c => c.querySelector('button, [role=button], svg')).filter(Boolean))",
+                "the visibility switch",
             )
-            if eye is None:
-                raise RuntimeError("the visibility switch was not found")
-            await page.click_at(*eye)
             await page.click_text("Show all runs")
-            search = await page.js(
-                "(() => { const i = [...document.querySelectorAll('input')].find(e =>"
-                " /search metric charts/i.test(e.getAttribute('placeholder') || ''));"
-                " if (!i) return null; const r = i.getBoundingClientRect();"
-                " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+            await page.click_element(
+                "[...document.querySelectorAll('input')].find(e =>"
+                " /search metric charts/i.test(e.getAttribute('placeholder') || ''))",
+                "the chart search box",
             )
-            if search is None:
-                raise RuntimeError("the chart search box was not found")
-            await page.click_at(*search)
             await page.call("Input.insertText", text="test/top1")
             await asyncio.sleep(2)
             # The chart full size, so its legend names every method.
-            expand = await page.js(
-                "(() => { const t = [...document.querySelectorAll('*')].filter(e =>"
+            await page.click_element(
+                "(() => { for (const title of [...document.querySelectorAll('*')].filter(e =>"
                 " e.children.length === 0 && e.textContent.trim() === 'test/top1' &&"
-                " e.tagName !== 'INPUT'); for (const title of t) { let card = title;"
+                " e.tagName !== 'INPUT')) { let card = title;"
                 " while (card && card.querySelectorAll('button').length < 2)"
-                " card = card.parentElement; if (!card) continue;"
-                " const b = [...card.querySelectorAll('button')];"
-                " const r = b[b.length - 2].getBoundingClientRect();"
-                " return [r.x + r.width / 2, r.y + r.height / 2]; } return null; })()"
+                " card = card.parentElement; if (card) return [...card.querySelectorAll("
+                "'button')].at(-2); } return null; })()",
+                "the chart's expand button",
             )
-            if expand is None:
-                raise RuntimeError("the chart's expand button was not found")
-            await page.click_at(*expand)
             await asyncio.sleep(4)
             shot = await page.call("Page.captureScreenshot", format="png")
             png.write_bytes(base64.b64decode(shot["data"]))

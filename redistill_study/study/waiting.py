@@ -73,28 +73,36 @@ def claim_trial(storage: BaseStorage, trial_id: int) -> bool:
         return False
 
 
+def _select(storage: BaseStorage, sql: str, prefix: str) -> list | None:
+    """The rows of one SELECT over Optuna's tables for the studies named ``prefix…``; None
+    where the storage is not relational (or its tables are not Optuna's): ask the API then."""
+    engine = getattr(storage, "engine", None)
+    if engine is None or not ONE_QUERY:
+        return None
+    try:
+        import sqlalchemy
+
+        with engine.connect() as conn:
+            return list(
+                conn.execute(sqlalchemy.text(sql), {"n": len(prefix), "prefix": prefix}).fetchall()
+            )
+    except Exception:  # not Optuna's relational schema after all
+        return None
+
+
 def waiting_trials(storage: BaseStorage, prefix: str, units: Iterable[str]) -> list[Waiting]:
     """WAITING trials of the studies named in ``units`` (all sharing ``prefix``)."""
     wanted = set(units)
-    engine = getattr(storage, "engine", None)
-    if engine is not None and ONE_QUERY:
-        try:
-            import sqlalchemy
-
-            with engine.connect() as conn:
-                rows = conn.execute(
-                    sqlalchemy.text(_QUERY), {"n": len(prefix), "prefix": prefix}
-                ).fetchall()
-            return sorted(
-                (
-                    Waiting(name, trial_id, number, int(json.loads(seed)) if seed else 0)
-                    for name, trial_id, number, seed in rows
-                    if name in wanted
-                ),
-                key=lambda w: (w.unit, w.number),
-            )
-        except Exception:  # not Optuna's relational schema after all: ask study by study
-            pass
+    rows = _select(storage, _QUERY, prefix)
+    if rows is not None:
+        return sorted(
+            (
+                Waiting(name, trial_id, number, int(json.loads(seed)) if seed else 0)
+                for name, trial_id, number, seed in rows
+                if name in wanted
+            ),
+            key=lambda w: (w.unit, w.number),
+        )
     out = []
     for name in sorted(wanted):
         try:
@@ -135,21 +143,12 @@ class UnitState:
 def unit_states(storage: BaseStorage, prefix: str) -> dict[str, UnitState]:
     """The state of every unit (study) whose name starts with ``prefix``: one query on the
     relational storages, Optuna's per-study API elsewhere. Units not yet created are absent."""
-    engine = getattr(storage, "engine", None)
-    if engine is not None and ONE_QUERY:
-        try:
-            import sqlalchemy
-
-            with engine.connect() as conn:
-                rows = conn.execute(
-                    sqlalchemy.text(_STATES), {"n": len(prefix), "prefix": prefix}
-                ).fetchall()
-            return {
-                name: UnitState(bool(planned and json.loads(planned)), int(w or 0), int(r or 0))
-                for name, planned, w, r in rows
-            }
-        except Exception:  # not Optuna's relational schema after all: ask study by study
-            pass
+    rows = _select(storage, _STATES, prefix)
+    if rows is not None:
+        return {
+            name: UnitState(bool(planned and json.loads(planned)), int(w or 0), int(r or 0))
+            for name, planned, w, r in rows
+        }
     out = {}
     for summary in storage.get_all_studies():
         if not summary.study_name.startswith(prefix):
