@@ -23,6 +23,7 @@ import torchvision
 from .._util import first_line
 from ..errors import UserError
 from .base import DataBundle, DataOptions, Split, options_spec
+from .registry import dataset_info
 from .splits import stratified_split, stratified_subset
 
 NORMALIZATION = {
@@ -94,7 +95,7 @@ def _load(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
             f"{name}: {folder} not found (root is the folder that contains "
             f"{cls.base_folder}/; set download: true to fetch it)"
         )
-    classes = 10 if name == "cifar10" else 100
+    classes = dataset_info(name).num_classes
     parts = {}
     official = True
     for split, files in (("train", cls.train_list), ("test", cls.test_list)):
@@ -133,7 +134,7 @@ def build_cifar(config: DataOptions, root: Path) -> DataBundle:
     y_all = torch.from_numpy(y_full)
     return DataBundle(
         name=name,
-        num_classes=10 if name == "cifar10" else 100,
+        num_classes=dataset_info(name).num_classes,
         input_shape=(3, 32, 32),
         mean=mean,
         std=std,
