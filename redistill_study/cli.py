@@ -336,7 +336,6 @@ def _at_least(low: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number ≥ {low}, got {value}")
         return value
 
-    parse.__name__ = f"whole number ≥ {low}"
     return parse
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import tiny_study, write_yaml
+from helpers import started, tiny_study, write_yaml
 
 
 @pytest.fixture
@@ -17,15 +17,5 @@ def postgres(tmp_path_factory):
 
     if server_binary("initdb") is None:
         pytest.skip("PostgreSQL server binaries are not installed (.ci/run installs them)")
-    import shutil
-    import tempfile
-
-    # Not under pytest's tmp dir: that is private to root, and the server runs as postgres.
-    base = Path(tempfile.mkdtemp(prefix="redistill-pg-"))
-    cluster = PostgresCluster(base)
-    try:
-        cluster.start()
+    with started(PostgresCluster, "redistill-pg-") as cluster:  # runs as user postgres
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(base, ignore_errors=True)

@@ -1,7 +1,11 @@
-"""Shared test helpers: a tiny study and YAML writing."""
+"""Shared test helpers: a tiny study, YAML writing, throwaway servers."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +125,17 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--disable-quic",
 ]
+
+
+@contextmanager
+def started(make: Callable[[Path], Any], prefix: str) -> Iterator[Any]:
+    """A throwaway server (``make(folder)`` with ``start``/``stop``) in a fresh temporary folder
+    outside pytest's (which is private to root; the servers run as other users)."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    server = make(base)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from helpers import REPO, tiny_study, write_yaml
+from helpers import REPO, started, tiny_study, write_yaml
 from optuna.trial import TrialState
 from slurm import SlurmCluster, slurm_installed
 
@@ -27,14 +25,8 @@ pytestmark = pytest.mark.slow
 def slurm():
     if not slurm_installed():
         pytest.skip("Slurm (slurm-wlm, munge) is not installed, or not root (.ci/run installs it)")
-    base = Path(tempfile.mkdtemp(prefix="redistill-slurm-"))
-    cluster = SlurmCluster(base)
-    try:
-        cluster.start()
+    with started(SlurmCluster, "redistill-slurm-") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_slurm_array_shares_one_study_through_postgresql(slurm, postgres, tmp_path: Path) -> None:

@@ -175,13 +175,18 @@ def test_tiny_study_end_to_end_then_resume(tiny_config: Path, tmp_path: Path, ca
     assert before == after
 
 
-def test_the_declared_question_cannot_change_on_resume(tmp_path: Path, capsys) -> None:
-    data = tiny_study(
+def _one_seed_two_methods() -> dict:
+    """The tiny study cut to one seed, one noise setting, kd and redistill, one epoch."""
+    return tiny_study(
         seeds=1,
         methods=[{"name": "kd"}, {"name": "redistill"}],
         noise=[{"kind": "none"}],
         train={"epochs": 1, "batch_size": 64, "lr": 0.05},
     )
+
+
+def test_the_declared_question_cannot_change_on_resume(tmp_path: Path, capsys) -> None:
+    data = _one_seed_two_methods()
     config = write_yaml(tmp_path / "q.yaml", data)
     out = tmp_path / "out"
     assert main(["run", str(config), "--output", str(out), "--quiet"]) == 0
@@ -195,12 +200,7 @@ def test_the_declared_question_cannot_change_on_resume(tmp_path: Path, capsys) -
 def test_workers_flag_forwards_the_arguments_and_summarises_from_the_stores(
     tmp_path: Path, capsys
 ) -> None:
-    data = tiny_study(
-        seeds=1,
-        methods=[{"name": "kd"}, {"name": "redistill"}],
-        noise=[{"kind": "none"}],
-        train={"epochs": 1, "batch_size": 64, "lr": 0.05},
-    )
+    data = _one_seed_two_methods()
     config = write_yaml(tmp_path / "w.yaml", data)
     out = tmp_path / "out"
     assert main(["run", str(config), "--output", str(out), "--workers", "2", "--quiet"]) == 0

@@ -205,11 +205,11 @@ def check_semantics(
                 raise located.error(
                     ("dataset", "root"), f"file not found: {absent}{how}; expected {info.files}"
                 )
-            try:  # present is not enough: a damaged or foreign file fails now, not at `run`
-                if read_data:
+            if read_data:  # present is not enough: a damaged or foreign file fails now
+                try:
                     read_files(config.dataset.name, root)
-            except UserError as exc:
-                raise located.error(("dataset", "root"), str(exc)) from None
+                except UserError as exc:
+                    raise located.error(("dataset", "root"), str(exc)) from None
     for i, pair in enumerate(config.pairs):
         for role in ("teacher", "student"):
             spec = getattr(pair, role)

@@ -86,6 +86,5 @@ class PhaseScheduler:
             if choice == SKIP:
                 self._skipped.add(unit.name)
             elif isinstance(choice, dict):
-                self.queue.plan_unit(unit, extra=choice)
-                states = self.queue.states()
+                self.queue.plan_unit(unit, extra=choice)  # absent from states: not finished
         return all(finished(u) or u.name in self._skipped for u in self.plan.all_units())
