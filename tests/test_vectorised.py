@@ -267,6 +267,7 @@ def test_the_first_layer_reads_the_common_input_once(name: str, shape) -> None:
         models.append(create_model(name, num_classes=10).eval())
     wide = stack_models(models, shape).eval()
     assert wide.first is not None and wide.first.shared_input
+    assert not [k for k in wide.state_dict() if not k.startswith("body.")]  # weights once
     x = torch.randn(5, *shape)
     with torch.no_grad():
         out = wide(x)

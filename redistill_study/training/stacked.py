@@ -180,6 +180,11 @@ class StackedModel(nn.Module):
         # Contiguous per member, so each member's loss reads a dense (B, C) block.
         return out.reshape(x.shape[0], self.k, -1).transpose(0, 1).contiguous()
 
+    def set_first(self, layer: nn.Module | None) -> None:
+        # A plain attribute, not a registered submodule: the layer already lives in `body`,
+        # and registering it twice would put its weights in the state dict twice.
+        object.__setattr__(self, "first", layer)
+
     def share_input(self, on: bool) -> None:
         """Let the first layer read the common input once (see :class:`StackedConv2d`)."""
         if self.first is not None:
@@ -245,7 +250,7 @@ def stack_models(
     shape = tuple(input_shape) if input_shape is not None else _input_shape(first)
     if shape is None:
         return None
-    wide.first = _first_layer(wide, shape)
+    wide.set_first(_first_layer(wide, shape))
     # The shared input where the model's forward allows it (checked, not assumed: a model
     # that reads its input twice fails the comparison), else the input repeated K times.
     for shared in (True, False) if wide.first is not None else (False,):
