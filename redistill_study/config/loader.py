@@ -126,7 +126,8 @@ def _schema_error(exc: ValidationError, located: _Located, data: Any) -> ConfigE
         parent = data
         for part in loc[:-1]:
             parent = parent[part] if isinstance(parent, (dict, list)) else None
-        unknown = [k for k in parent or () if k not in _siblings(located, loc[:-1], data)]
+        allowed = set(_siblings(located, loc[:-1], data))
+        unknown = [k for k in parent or () if k not in allowed]
         close = difflib.get_close_matches(str(loc[-1]), map(str, unknown), n=1)
         found = f"; found {close[0]!r} — a misspelling?" if close else ""
         return located.error(loc, f"required key is missing{found}")

@@ -200,10 +200,10 @@ class TrialQueue:
         hparams = unit.method.hparams()
         if unit.phase is Phase.SEARCH:
             hparams.update(unit.method.cls.suggest(trial))
-        elif unit.phase.depends_on_search:
-            attrs = self.storage.get_trial_user_attrs(w.trial_id)
-            hparams.update(json.loads(attrs.get("hparams", "{}")))
-        retry_of = self.storage.get_trial_system_attrs(w.trial_id).get("failed_trial")
+        frozen = self.storage.get_trial(w.trial_id)  # its queued setting and retry history
+        if unit.phase.depends_on_search:
+            hparams.update(json.loads(frozen.user_attrs.get("hparams", "{}")))
+        retry_of = frozen.system_attrs.get("failed_trial")
         return Claimed(unit, study, trial, w.trial_id, hparams, w.seed, retry_of=retry_of)
 
     def release(
