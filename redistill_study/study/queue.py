@@ -198,12 +198,13 @@ class TrialQueue:
         trial = optuna.Trial(study, w.trial_id)
         trial.set_user_attr("worker", worker)
         hparams = unit.method.hparams()
-        if unit.phase is Phase.SEARCH:
+        if unit.phase is Phase.SEARCH:  # a search trial's run is named by its own number
             hparams.update(unit.method.cls.suggest(trial))
-        frozen = self.storage.get_trial(w.trial_id)  # its queued setting and retry history
+            return Claimed(unit, study, trial, w.trial_id, hparams, w.seed)
         if unit.phase.depends_on_search:
-            hparams.update(json.loads(frozen.user_attrs.get("hparams", "{}")))
-        retry_of = frozen.system_attrs.get("failed_trial")
+            attrs = self.storage.get_trial_user_attrs(w.trial_id)
+            hparams.update(json.loads(attrs.get("hparams", "{}")))
+        retry_of = self.storage.get_trial_system_attrs(w.trial_id).get("failed_trial")
         return Claimed(unit, study, trial, w.trial_id, hparams, w.seed, retry_of=retry_of)
 
     def release(
