@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from .._util import did_you_mean
-from .divergence import at_least_float32, power_divergence_from_log_probs
+from .divergence import at_least_float32, full_precision, power_divergence_from_log_probs
+from .fused import SoftTargetBatch, SoftTargetForm
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,24 @@ class Method:
     ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def soft_target_form(self) -> SoftTargetForm | None:
+        """This method's constants in the shared soft-target shape (:mod:`.fused`), or None
+        where its loss has another shape (then a vectorised cohort calls :meth:`terms`)."""
+        return None
+
+    def soft_target_batch(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor | None,
+        labels: torch.Tensor,
+        context: Context,
+        memo: dict | None = None,
+    ) -> SoftTargetBatch:
+        """Per-batch inputs of the shared shape (only called where a form exists);
+        ``student_logits`` come detached; ``memo`` is shared by a cohort's members for one
+        batch (for results that do not depend on the member, such as a softened teacher)."""
+        raise NotImplementedError
+
     @classmethod
     def suggest(cls, trial: TrialLike) -> dict[str, Any]:
         """Sample this method's search space on an Optuna trial (params named after the keys)."""
@@ -151,7 +170,7 @@ def soft_divergence(
     teacher_log_probs: torch.Tensor, student_log_probs: torch.Tensor, lam: float
 ) -> torch.Tensor:
     """Per-sample D_λ(p‖q); λ = 0 takes PyTorch's KL kernel so `kd` is the familiar baseline."""
-    with torch.autocast(device_type=student_log_probs.device.type, enabled=False):
+    with full_precision(student_log_probs):
         t = at_least_float32(teacher_log_probs)
         s = at_least_float32(student_log_probs)
         if lam == 0.0:
@@ -161,12 +180,12 @@ def soft_divergence(
 
 def log_softmax_t(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """log_softmax(z / T) in at least float32 (autocast-safe)."""
-    with torch.autocast(device_type=logits.device.type, enabled=False):
+    with full_precision(logits):
         return F.log_softmax(at_least_float32(logits) / temperature, dim=-1)
 
 
 def cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    with torch.autocast(device_type=student_logits.device.type, enabled=False):
+    with full_precision(student_logits):
         return F.cross_entropy(at_least_float32(student_logits), labels)
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Context, FloatRange, at_least_float32, require_teacher, soft_divergence
+from .fused import SoftTargetBatch, SoftTargetForm
 from .registry import register_method
 from .soft_target import SoftTargetMethod
 
@@ -41,3 +42,13 @@ class ConditionalKD(SoftTargetMethod):
             "ce": self.hparams["w_ce"] * ce_each.mean(),
             "kd": self.hparams["w_kd"] * soft.mean(),
         }
+
+    def soft_target_form(self) -> SoftTargetForm:
+        return self._form()  # its terms are the shared shape with s = T²·right, h = 1 − right
+
+    def soft_target_batch(
+        self, student_logits, teacher_logits, labels, context, memo=None
+    ) -> SoftTargetBatch:
+        log_p = self.shared_teacher_log_probs(teacher_logits, labels, context, memo)
+        right = (require_teacher(self, teacher_logits).argmax(-1) == labels).float()
+        return SoftTargetBatch(log_p, right, 1.0 - right)

@@ -16,6 +16,7 @@ Everything is computed from log-probabilities in at least float32, also under au
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Literal
 
 import torch
@@ -146,13 +147,21 @@ def power_divergence(
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    device_type = student_logits.device.type
-    with torch.autocast(device_type=device_type, enabled=False):
+    with full_precision(student_logits):
         t = at_least_float32(teacher_logits) / temperature
         s = at_least_float32(student_logits) / temperature
         return power_divergence_from_log_probs(
             F.log_softmax(t, dim=-1), F.log_softmax(s, dim=-1), lam, reduction
         )
+
+
+def full_precision(x: torch.Tensor) -> AbstractContextManager:
+    """Autocast off for a loss computation (a no-op context where autocast is not on: entering
+    one costs more than the small operations it guards)."""
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return nullcontext()
 
 
 def at_least_float32(x: torch.Tensor) -> torch.Tensor:

@@ -51,10 +51,10 @@ class KnowledgeAdjustment(SoftTargetMethod):
         log_p = log_softmax_t(teacher_logits, self.temperature)
         num_classes = log_p.shape[-1]
         s = float(self.hparams["smoothing"])
-        smooth = torch.full_like(
-            log_p, math.log((1.0 - s) / (num_classes - 1)) if s < 1 else -math.inf
-        )
-        smooth.scatter_(-1, labels[:, None], math.log(s) if s > 0 else -math.inf)
+        # No mass is the most negative finite log, not −inf: KL's 0·log 0 then stays 0.
+        none = torch.finfo(log_p.dtype).min
+        smooth = torch.full_like(log_p, math.log((1.0 - s) / (num_classes - 1)) if s < 1 else none)
+        smooth.scatter_(-1, labels[:, None], math.log(s) if s > 0 else none)
         return torch.where(wrong[:, None], smooth, log_p)
 
 

@@ -25,6 +25,7 @@ from .base import (
     require_teacher,
     soft_divergence,
 )
+from .fused import SoftTargetBatch, SoftTargetForm
 
 KD_DOMAINS: dict[str, SearchDimension] = {
     "T": TEMPERATURE_DOMAIN,
@@ -47,8 +48,12 @@ class SoftTargetMethod(Method):
     ) -> torch.Tensor:
         return log_softmax_t(teacher_logits, self.temperature)
 
+    @property
+    def student_temperature(self) -> float:
+        return self.temperature
+
     def student_log_probs(self, student_logits: torch.Tensor, context: Context) -> torch.Tensor:
-        return log_softmax_t(student_logits, self.temperature)
+        return log_softmax_t(student_logits, self.student_temperature)
 
     def sample_weights(
         self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor
@@ -78,3 +83,50 @@ class SoftTargetMethod(Method):
             "ce": self.hparams["w_ce"] * cross_entropy(student_logits, labels),
             "kd": self.hparams["w_kd"] * self.soft_scale() * divergence.mean(),
         }
+
+    def soft_target_form(self) -> SoftTargetForm | None:
+        cls = type(self)
+        if (
+            cls.terms is not SoftTargetMethod.terms
+            or cls.student_log_probs is not SoftTargetMethod.student_log_probs
+        ):
+            return None  # a subclass that reshapes the loss trains through its own terms
+        return self._form()
+
+    def _form(self) -> SoftTargetForm:
+        return SoftTargetForm(
+            temperature=self.student_temperature,
+            ce_weight=float(self.hparams["w_ce"]),
+            kd_weight=float(self.hparams["w_kd"]),
+            lam=float(self.hparams["lam"]),
+            soft_scale=self.soft_scale(),
+        )
+
+    def soft_target_batch(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor | None,
+        labels: torch.Tensor,
+        context: Context,
+        memo: dict | None = None,
+    ) -> SoftTargetBatch:
+        log_p = self.shared_teacher_log_probs(teacher_logits, labels, context, memo)
+        weights = self.sample_weights(student_logits, require_teacher(self, teacher_logits), labels)
+        return SoftTargetBatch(log_p, weights)
+
+    def shared_teacher_log_probs(
+        self,
+        teacher_logits: torch.Tensor | None,
+        labels: torch.Tensor,
+        context: Context,
+        memo: dict | None,
+    ) -> torch.Tensor:
+        """:meth:`teacher_log_probs`, computed once per batch and temperature for the members
+        that keep the plain softened teacher."""
+        detached = require_teacher(self, teacher_logits)
+        if memo is None or type(self).teacher_log_probs is not SoftTargetMethod.teacher_log_probs:
+            return self.teacher_log_probs(detached, labels, context)
+        key = (id(teacher_logits), self.temperature)
+        if key not in memo:
+            memo[key] = self.teacher_log_probs(detached, labels, context)
+        return memo[key]

@@ -35,8 +35,9 @@ class TTM(SoftTargetMethod):
     ) -> torch.Tensor:
         return log_softmax_t(teacher_logits, 1.0 / float(self.hparams["gamma"]))
 
-    def student_log_probs(self, student_logits: torch.Tensor, context: Context) -> torch.Tensor:
-        return log_softmax_t(student_logits, 1.0)
+    @property
+    def student_temperature(self) -> float:
+        return 1.0
 
     def soft_scale(self) -> float:
         return 1.0
