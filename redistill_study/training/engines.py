@@ -2,12 +2,13 @@
 
 ``SequentialEngine`` steps each member's own model and optimiser in turn (any architecture,
 exact per-member RNG streams). ``VectorisedEngine`` trains the members as one wide model
-(:mod:`.stacked`): one forward, each member's loss from its own slice with its own method, one
-backward and one optimiser step over the stacked weights. The two agree up to float round-off
-(grouped convolutions and batched matrix products sum in another order); the test suite pins
-the tolerance. A cohort falls back to the sequential engine when the members differ in
-architecture or learning rate, when a layer draws random numbers (dropout), or when the wide
-model does not reproduce the members' forward pass.
+(:mod:`.stacked`): one forward; the members whose methods share the soft-target shape get
+their losses from one fused pass over all slots (``losses/fused.py``), the others from their
+own slice and method; one backward and one optimiser step over the stacked weights. The two
+agree up to float round-off (grouped convolutions, batched matrix products and the fused loss
+sum in another order); the test suite pins the tolerance. A cohort falls back to the
+sequential engine when the members differ in architecture or learning rate, when a layer draws
+random numbers (dropout), or when the wide model does not reproduce the members' forward pass.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from ..config import TrainConfig
 from ..data import DataBundle, iterate_batches
 from ..losses import Context
-from ..metrics import classification_metrics
+from ..losses.fused import SlotConstants, soft_target_terms, stack_batches
 from .members import Member, learning_rate, predict
 from .runtime import Runtime
 from .stacked import StackedModel, stack_models
@@ -38,17 +39,36 @@ class Engine(Protocol):
         y: torch.Tensor,
         teacher_logits: dict[int, torch.Tensor | None],
         context: Context,
-        sums: dict[int, dict[str, list[torch.Tensor]]],
     ) -> None: ...
+    def epoch_terms(self, m: Member) -> dict[str, float]: ...
     def weights_problem(self, m: Member) -> str: ...
     def validate(self, members: Sequence[Member]) -> list[float]: ...
     def finish(self, members: Sequence[Member]) -> None: ...
 
 
-def _accumulate(sums: dict[str, list[torch.Tensor]], terms: dict[str, torch.Tensor]) -> None:
-    # Kept per step and summed once per epoch: no tensor op per term per step.
-    for name, value in terms.items():
-        sums.setdefault(f"train/{name}", []).append(value.detach())
+class _TermSums:
+    """Each member's loss terms, kept per step and summed once per epoch (no tensor op per
+    term and step)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.terms: dict[int, dict[str, list[torch.Tensor]]] = {}
+
+    def add(self, m: Member, terms: dict[str, torch.Tensor]) -> None:
+        own = self.terms.setdefault(id(m), {})
+        for name, value in terms.items():
+            own.setdefault(f"train/{name}", []).append(value.detach())
+
+    def means(self, m: Member) -> dict[str, float]:
+        steps = max(self.steps, 1)
+        return {
+            k: float(torch.stack(v).float().sum()) / steps
+            for k, v in self.terms.get(id(m), {}).items()
+        }
+
+
+def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.argmax(-1) == labels).double().mean())
 
 
 class SequentialEngine:
@@ -58,14 +78,16 @@ class SequentialEngine:
         self.bundle, self.runtime = bundle, runtime
 
     def begin_epoch(self, active: Sequence[Member], recipe: TrainConfig, epoch: int) -> None:
+        self.sums = _TermSums()
         for m in active:
             lr = learning_rate(recipe, m.base_lr, epoch)
             for group in m.optimizer.param_groups:
                 group["lr"] = lr
             m.model.train()
 
-    def step(self, active, x, y, teacher_logits, context, sums) -> None:
+    def step(self, active, x, y, teacher_logits, context) -> None:
         rt = self.runtime
+        self.sums.steps += 1
         for m in active:
             torch.set_rng_state(m.rng_state)
             if m.cuda_rng_state is not None:
@@ -77,10 +99,13 @@ class SequentialEngine:
             m.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             m.optimizer.step()
-            _accumulate(sums[id(m)], terms)
+            self.sums.add(m, terms)
             m.rng_state = torch.get_rng_state()
             if m.cuda_rng_state is not None:
                 m.cuda_rng_state = torch.cuda.get_rng_state(rt.device)
+
+    def epoch_terms(self, m: Member) -> dict[str, float]:
+        return self.sums.means(m)
 
     def weights_problem(self, m: Member) -> str:
         for name, p in m.model.named_parameters():
@@ -92,7 +117,7 @@ class SequentialEngine:
         out = []
         for m in members:
             logits, labels = predict(m.model, self.bundle, self.bundle.val, self.runtime)
-            out.append(classification_metrics(logits, labels)["top1"])
+            out.append(top1(logits, labels))
         return out
 
     def finish(self, members: Sequence[Member]) -> None:
@@ -109,6 +134,7 @@ class VectorisedEngine:
         self.wide = runtime.prepare_model(wide)
         self.forward = runtime.maybe_compile(self.wide)
         self.slot = {id(m): k for k, m in enumerate(members)}
+        self.forms = {id(m): m.method.soft_target_form() for m in members}
         self.base_lr = members[0].base_lr
         self.optimizer = _wide_optimizer(self.wide, members[0])
 
@@ -117,21 +143,67 @@ class VectorisedEngine:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.wide.train()
+        # The fused pass always covers every slot (zero weights where a slot is spare, has
+        # left, or trains through its own terms): a member's numbers never depend on the others.
+        self.fused = [m for m in active if self.forms[id(m)] is not None]
+        self.own = [m for m in active if self.forms[id(m)] is None]
+        forms = [None] * self.wide.k
+        for m in self.fused:
+            forms[self.slot[id(m)]] = self.forms[id(m)]
+        self.constants = SlotConstants.of(forms, self.runtime.device)
+        self.sums = _TermSums()
+        self.all_finite: bool | None = None
+        self.fused_terms: list[torch.Tensor] = []
+        self.fused_means: list[list[float]] | None = None
 
-    def step(self, active, x, y, teacher_logits, context, sums) -> None:
+    def step(self, active, x, y, teacher_logits, context) -> None:
         with self.runtime.autocast():
-            logits = self.forward(x).unbind(0)  # K × (B, C); one backward node for all
-        total = None
-        for m in active:
-            terms = m.method(logits[self.slot[id(m)]], teacher_logits[id(m)], y, context)
-            loss = sum(terms.values())
-            total = loss if total is None else total + loss
-            _accumulate(sums[id(m)], terms)
+            logits = self.forward(x)  # (K, B, C)
+        losses = []
+        if self.fused:
+            batches = [None] * self.wide.k
+            detached = logits.detach().unbind(0)
+            memo: dict = {}  # what members share for this batch (the softened teacher)
+            for m in self.fused:
+                k = self.slot[id(m)]
+                batches[k] = m.method.soft_target_batch(
+                    detached[k], teacher_logits[id(m)], y, context, memo
+                )
+            terms = soft_target_terms(
+                logits, labels=y, constants=self.constants, **stack_batches(batches, logits)
+            )
+            losses.append(terms.sum())
+            self.fused_terms.append(terms.detach())
+        if self.own:
+            per_member = logits.unbind(0)  # one backward node for all
+            for m in self.own:
+                terms = m.method(per_member[self.slot[id(m)]], teacher_logits[id(m)], y, context)
+                losses.append(sum(terms.values()))
+                self.sums.add(m, terms)
+        self.sums.steps += 1
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()  # each member's loss reaches only its own slice of the weights
+        sum(losses).backward()  # each member's loss reaches only its own slice of the weights
         self.optimizer.step()
 
+    def epoch_terms(self, m: Member) -> dict[str, float]:
+        form = self.forms[id(m)]
+        if form is None:
+            return self.sums.means(m)
+        if self.fused_means is None:
+            total = torch.stack(self.fused_terms).float().sum(0) if self.fused_terms else None
+            steps = max(self.sums.steps, 1)
+            self.fused_means = (total / steps).tolist() if total is not None else []
+        if not self.fused_means:
+            return {}
+        ce, kd = self.fused_means[self.slot[id(m)]]
+        return {"train/ce": ce, "train/kd": kd} if form.has_kd else {"train/ce": ce}
+
     def weights_problem(self, m: Member) -> str:
+        if self.all_finite is None:  # once per epoch for the whole model, then per member
+            tensors = [*self.wide.parameters(), *self.wide.buffers()]
+            self.all_finite = all(bool(torch.isfinite(t).all()) for t in tensors)
+        if self.all_finite:
+            return ""
         name = self.wide.parameters_finite(self.slot[id(m)])
         return f"non-finite weights in {name}" if name else ""
 
@@ -147,7 +219,8 @@ class VectorisedEngine:
             labels.append(y.cpu())
         self.wide.train()
         logits, y_all = torch.cat(outs, dim=1), torch.cat(labels)
-        return [classification_metrics(logits[self.slot[id(m)]], y_all)["top1"] for m in members]
+        hits = (logits.argmax(-1) == y_all).double().mean(-1).tolist()
+        return [hits[self.slot[id(m)]] for m in members]
 
     def finish(self, members: Sequence[Member]) -> None:
         for m in members:

@@ -59,8 +59,6 @@ def train_cohort(
         if not active:
             break
         engine.begin_epoch(active, recipe, epoch)
-        sums: dict[int, dict[str, list[torch.Tensor]]] = {id(m): {} for m in active}
-        batches = 0
         context = Context(epoch=epoch, total_epochs=recipe.epochs, num_classes=bundle.num_classes)
         for idx, x, y in iterate_batches(
             bundle,
@@ -77,15 +75,11 @@ def train_cohort(
             if labels_override is not None:
                 y = labels_override[idx]
             x = runtime.prepare_input(x)
-            engine.step(active, x, y, _teacher_logits(active, teacher, idx, x, y), context, sums)
-            batches += 1
+            engine.step(active, x, y, _teacher_logits(active, teacher, idx, x, y), context)
         due = (epoch + 1) % recipe.val_every == 0 or epoch + 1 == recipe.epochs
         finite = []
         for m in active:
-            stats = {
-                k: float(torch.stack(v).float().sum()) / max(batches, 1)
-                for k, v in sums[id(m)].items()
-            }
+            stats = engine.epoch_terms(m)
             stats["train/loss"] = sum(stats.values())
             m.epochs_done = epoch + 1
             problem = _loss_problem(stats) or engine.weights_problem(m)
