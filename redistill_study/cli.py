@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -155,11 +156,19 @@ def _report(args: argparse.Namespace, config: Any, path: Path, output: Path) -> 
     url = args.storage or sqlite_url(output / "optuna.db")
     storage = open_storage_readonly(url)
     results = read_results(storage, build_plan(config))
-    report, written = _summarise(results, output, config)
+    if os.access(output, os.W_OK):
+        report, written = _summarise(results, output, config)
+    else:  # results copied somewhere read-only: report them, write nothing
+        from .analysis.summary import build_report
+
+        report, written = build_report(results), None
     if getattr(args, "markdown", False):
         print(markdown_summary(report))
         return 0
     print(report_text(report))
+    if written is None:
+        print(f"\n{output} is not writable: summary and dashboard not written")
+        return 0
     print(f"\nsummary: {written['csv']}")
     print(f"dashboard: {written['dashboard']}")
     return 0

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
 from pathlib import Path
 
 import optuna
@@ -173,6 +178,44 @@ def test_tiny_study_end_to_end_then_resume(tiny_config: Path, tmp_path: Path, ca
     assert verdict_line in reported
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.glob("*.db")}
     assert before == after
+
+    # The stores keep SQLite's write-ahead log (one sync per commit, readers never block the
+    # writer), and a copy of the results in a folder nobody may write to still reports.
+    for db in ("optuna.db", "mlflow.db"):
+        with contextlib.closing(sqlite3.connect(out / db)) as connection:
+            assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    shutil.copy(out / "study.yaml", frozen / "study.yaml")
+    for name in ("optuna.db", "mlflow.db"):  # copied as SQLite copies a live database
+        with (
+            contextlib.closing(sqlite3.connect(out / name)) as source,
+            contextlib.closing(sqlite3.connect(frozen / name)) as copy,
+        ):
+            source.backup(copy)
+    with _unwritable(frozen):
+        assert main(["report", "--output", str(frozen)]) == 0
+    reported = capsys.readouterr().out
+    assert (
+        verdict_line in reported and "not writable: summary and dashboard not written" in reported
+    )
+
+
+@contextlib.contextmanager
+def _unwritable(folder: Path):
+    """A folder no process may write to: immutable for root (chattr), read-only otherwise."""
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+            pytest.skip("this file system has no immutable attribute")
+        undo = ["chattr", "-i", str(folder)]
+    else:
+        folder.chmod(0o555)
+        undo = ["chmod", "755", str(folder)]
+    try:
+        assert not os.access(folder, os.W_OK)
+        yield
+    finally:
+        subprocess.run(undo, check=True)
 
 
 def _one_seed_two_methods() -> dict:

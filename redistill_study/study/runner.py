@@ -35,7 +35,13 @@ from .queue import Claimed, TrialQueue
 from .recorder import Recorder, close_stale_run
 from .results import Results, read_results
 from .scheduler import PhaseScheduler
-from .storage import GRACE_PERIOD, open_storage, sqlite_url, store_init_lock
+from .storage import (
+    GRACE_PERIOD,
+    open_storage,
+    sqlite_url,
+    store_init_lock,
+    use_write_ahead_log,
+)
 
 
 @dataclass
@@ -133,6 +139,8 @@ class StudyRunner:
                 artifact_root=self.options.output / "mlartifacts",
             )
             lock_protocol(self.storage, self.plan, str(self.options.config_path))
+            for url in (self.options.resolved_storage(), self.options.resolved_tracking()):
+                use_write_ahead_log(url)
         self.queue = TrialQueue(self.storage, self.plan)
         self.scheduler = PhaseScheduler(self.plan, self.queue)
 

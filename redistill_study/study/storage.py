@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -80,7 +81,12 @@ def open_storage_readonly(url: str) -> RDBStorage:
         path = Path(url.removeprefix("sqlite:///"))
         if not path.is_file():
             raise UserError(f"{path}: no Optuna storage here; run the study first")
-        url = f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
+        # A write-ahead-log database is read through a shared-memory file next to it; in a
+        # folder nobody may write to (so no writer either), it is read as an immutable file.
+        frozen = (
+            not os.access(path.parent, os.W_OK) and not path.with_name(path.name + "-shm").exists()
+        )
+        url = f"sqlite:///file:{path.resolve()}?mode=ro{'&immutable=1' if frozen else ''}&uri=true"
     try:
         return RDBStorage(url, skip_table_creation=True)
     except Exception as exc:
@@ -88,6 +94,21 @@ def open_storage_readonly(url: str) -> RDBStorage:
         raise UserError(
             f"Optuna storage {redact_url(url)} is not readable: {redact_url(first)[:300]}"
         ) from None
+
+
+def use_write_ahead_log(url: str) -> None:
+    """Put a local SQLite store in write-ahead-log mode (the mode stays with the file).
+
+    A commit then appends to the log with one sync instead of rewriting pages through a
+    rollback journal with several, and readers never block the writer. It is as durable
+    (SQLite's default synchronous=FULL is kept) and needs the processes on one host, which a
+    shared SQLite file needs anyway."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    if path.is_file():
+        with contextlib.closing(sqlite3.connect(path, timeout=120)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
 
 
 def sqlite_url(path: Path) -> str:
