@@ -500,6 +500,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_at_least(1),
         help="for `bench study`: train this many epochs (default: the recipe's)",
     )
+    bench.add_argument(
+        "--rounds",
+        type=_at_least(1),
+        default=3,
+        help="for `bench study`: interleaved rounds per engine, the best one reported (default 3)",
+    )
     bench.add_argument("--repeats", type=_at_least(1), default=20, help="timed rounds per figure")
     bench.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     bench.set_defaults(func=cmd_bench)

@@ -70,3 +70,15 @@ def test_bad_arguments_are_one_line_and_exit_2(argv: list[str], expected: str, c
     err = capsys.readouterr().err
     assert err.startswith("error: redistill-study") and err.count("\n") == 1, err
     assert expected in err and "Traceback" not in err
+
+
+def test_bench_study_prints_both_engines_and_their_ratio(tmp_path: Path, capsys) -> None:
+    study = write_yaml(tmp_path / "tiny.yaml", tiny_study())
+    assert main(["bench", "study", str(study), "--epochs", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "cohorts of K = 4" in out[0] and "best of 1 interleaved rounds" in out[0]
+    rows = [line.split() for line in out[2:]]
+    # One row per student architecture; model arguments tell two of one model apart.
+    assert [r[0] for r in rows] == ["digits_mlp_small", "digits_mlp_small(hidden=8)"]
+    seq, vec, ratio = float(rows[0][1]), float(rows[0][3]), float(rows[0][5].lstrip("×"))
+    assert seq > 0 and vec > 0 and ratio == pytest.approx(vec / seq, rel=0.01)
