@@ -61,7 +61,8 @@ def _rest(log_p: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 class _DecoupledKL(torch.autograd.Function):
-    """Per-batch means of TCKD and NCKD (DKD's own KL parts) with a closed-form backward.
+    """Per-batch means of TCKD and NCKD (DKD's own KL parts), each times its weight, with a
+    closed-form backward.
 
     In place on the full C columns: the non-target masses are log-sum-exps with the target
     column at −∞, so a confident teacher's 1 − p_t keeps its precision and no column is
@@ -73,7 +74,7 @@ class _DecoupledKL(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, student_logits, teacher_logits, labels, temperature):  # type: ignore[override]
+    def forward(ctx, student_logits, teacher_logits, labels, temperature, weights):  # type: ignore[override]
         target = labels[:, None]
         lt = log_softmax_t(teacher_logits.detach(), temperature)
         ls = log_softmax_t(student_logits.detach(), temperature)
@@ -86,18 +87,18 @@ class _DecoupledKL(torch.autograd.Function):
         tckd = p_t * (lt_t - ls_t) + p_r * (lt_rest - ls_rest)
         nckd = torch.linalg.vecdot(p_hat, log_ratio.sub_(lt_rest - ls_rest))
         ctx.save_for_backward(q_hat, p_hat, target, q_t - p_t, q_r - p_r)
-        ctx.scale = 1.0 / (temperature * student_logits.shape[0])
+        ctx.scales = [w / (temperature * student_logits.shape[0]) for w in weights]
         ctx.dtype = student_logits.dtype
-        return tckd.mean(), nckd.mean()
+        return tckd.mean() * weights[0], nckd.mean() * weights[1]
 
     @staticmethod
     def backward(ctx, g_tckd, g_nckd):  # type: ignore[override]
         q_hat, p_hat, target, target_diff, rest_diff = ctx.saved_tensors
-        g_tckd, g_nckd = g_tckd * ctx.scale, g_nckd * ctx.scale
+        g_tckd, g_nckd = g_tckd * ctx.scales[0], g_nckd * ctx.scales[1]
         grad = q_hat * (g_tckd * rest_diff + g_nckd)
         grad = torch.addcmul(grad, p_hat, -g_nckd, out=grad)
         grad.scatter_(-1, target, g_tckd * target_diff)
-        return grad.to(ctx.dtype), None, None, None
+        return grad.to(ctx.dtype), None, None, None, None
 
 
 @register_method
@@ -137,18 +138,23 @@ class DKD(Method):
         teacher_logits = require_teacher(self, teacher_logits)
         h = self.hparams
         temperature, lam = float(h["T"]), float(h["lam"])
-        if lam == 0.0:
-            tckd, nckd = _DecoupledKL.apply(student_logits, teacher_logits, labels, temperature)
+        # Context.epoch is 0-based; mdistiller's schedule uses the 1-based epoch.
+        ramp = min((context.epoch + 1) / h["warmup"], 1.0) if h["warmup"] > 0 else 1.0
+        weights = (
+            ramp * h["alpha"] * temperature**2,
+            ramp * h["beta"] * temperature**2,
+        )
+        if lam == 0.0:  # the weights applied inside: no autograd node per product
+            tckd, nckd = _DecoupledKL.apply(
+                student_logits, teacher_logits, labels, temperature, weights
+            )
         else:
             t_bin, t_rest = binary_and_rest_log_probs(teacher_logits, labels, temperature)
             s_bin, s_rest = binary_and_rest_log_probs(student_logits, labels, temperature)
-            tckd = soft_divergence(t_bin, s_bin, lam).mean()
-            nckd = soft_divergence(t_rest, s_rest, lam).mean()
-        tckd, nckd = tckd * temperature**2, nckd * temperature**2
-        # Context.epoch is 0-based; mdistiller's schedule uses the 1-based epoch.
-        ramp = min((context.epoch + 1) / h["warmup"], 1.0) if h["warmup"] > 0 else 1.0
+            tckd = weights[0] * soft_divergence(t_bin, s_bin, lam).mean()
+            nckd = weights[1] * soft_divergence(t_rest, s_rest, lam).mean()
         return {
             "ce": h["w_ce"] * cross_entropy(student_logits, labels),
-            "tckd": ramp * h["alpha"] * tckd,
-            "nckd": ramp * h["beta"] * nckd,
+            "tckd": tckd,
+            "nckd": nckd,
         }
