@@ -58,6 +58,8 @@ class SoftTargetMethod(Method):
     def sample_weights(
         self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor | None:
+        """Per-sample weights of the soft term, or None; constants to the gradient (the fused
+        pass of a vectorised cohort hands them detached logits)."""
         return None
 
     def soft_scale(self) -> float:
