@@ -206,7 +206,7 @@ def soft_target_terms_of(
     context: Context | None = None,
 ) -> torch.Tensor:
     """:func:`soft_target_terms` for ``methods`` (one per slot, each with a form)."""
-    from .base import Context
+    from .base import Context  # here, not at the top: base imports this module
 
     context = context or Context()
     forms = [m.soft_target_form() for m in methods]
