@@ -156,7 +156,7 @@ def _report(args: argparse.Namespace, config: Any, path: Path, output: Path) -> 
     url = args.storage or sqlite_url(output / "optuna.db")
     storage = open_storage_readonly(url)
     results = read_results(storage, build_plan(config))
-    if os.access(output, os.W_OK):
+    if os.access(output if output.exists() else output.parent, os.W_OK):
         report, written = _summarise(results, output, config)
     else:  # results copied somewhere read-only: report them, write nothing
         from .analysis.summary import build_report

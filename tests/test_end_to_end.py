@@ -18,6 +18,8 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from redistill_study.cli import main
+from redistill_study.errors import UserError
+from redistill_study.study.storage import open_storage_readonly, sqlite_url
 from redistill_study.tracking import PARAM_KEYS
 
 pytestmark = pytest.mark.slow
@@ -258,3 +260,23 @@ def test_workers_flag_forwards_the_arguments_and_summarises_from_the_stores(
     }
     invocations = [r for r in runs if r.data.tags.get("redistill.role") == "invocation"]
     assert len(invocations) == 2 and workers  # the two workers; the summary wrote nothing there
+
+
+def test_a_store_whose_last_commits_are_in_its_log_is_not_read_as_immutable(tmp_path: Path):
+    # A live store copied with `cp` (its -wal, not its -shm) into a folder nobody may write
+    # to: read as an immutable file it would silently miss the commits still in the log.
+    live = tmp_path / "live.db"
+    writer = sqlite3.connect(live)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("INSERT INTO t VALUES (1)")
+    writer.commit()
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    shutil.copy(live, frozen / "optuna.db")
+    shutil.copy(tmp_path / "live.db-wal", frozen / "optuna.db-wal")
+    writer.close()
+    assert (frozen / "optuna.db-wal").stat().st_size > 0
+    with _unwritable(frozen), pytest.raises(UserError, match=r"\.backup"):
+        open_storage_readonly(sqlite_url(frozen / "optuna.db"))

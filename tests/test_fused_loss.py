@@ -8,6 +8,7 @@ import torch
 from test_methods import CASES, LABELS, STUDENT, TEACHER
 
 from redistill_study.losses import Context, create_method, list_methods
+from redistill_study.losses.ckd import ConditionalKD
 from redistill_study.losses.fused import SlotConstants, soft_target_terms, soft_target_terms_of
 from redistill_study.losses.kd import KD
 
@@ -31,7 +32,13 @@ def test_every_method_of_the_shared_shape_takes_part() -> None:
         def terms(self, student_logits, teacher_logits, labels, context):
             return super().terms(student_logits, teacher_logits, labels, context)
 
-    assert Reshaped().soft_target_form() is None
+    class ReshapedCKD(ConditionalKD):
+        name = "test_reshaped_ckd"
+
+        def terms(self, student_logits, teacher_logits, labels, context):
+            return super().terms(student_logits, teacher_logits, labels, context)
+
+    assert Reshaped().soft_target_form() is None and ReshapedCKD().soft_target_form() is None
 
 
 def test_one_cohort_of_every_method_matches_the_numpy_references() -> None:

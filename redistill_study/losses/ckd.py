@@ -43,8 +43,15 @@ class ConditionalKD(SoftTargetMethod):
             "kd": self.hparams["w_kd"] * soft.mean(),
         }
 
-    def soft_target_form(self) -> SoftTargetForm:
-        return self._form()  # its terms are the shared shape with s = T²·right, h = 1 − right
+    def soft_target_form(self) -> SoftTargetForm | None:
+        # Its terms are the shared shape with s = T²·right, h = 1 − right; a subclass that
+        # reshapes them keeps its own.
+        cls = type(self)
+        if cls.terms is not ConditionalKD.terms or cls.student_log_probs is not (
+            SoftTargetMethod.student_log_probs
+        ):
+            return None
+        return self._form()
 
     def soft_target_batch(
         self, student_logits, teacher_logits, labels, context, memo=None

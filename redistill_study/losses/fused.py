@@ -121,7 +121,7 @@ class _SoftTargetTerms(torch.autograd.Function):
         target = labels.view(1, 1, b).expand(1, k, b)
         log_q1 = F.log_softmax(z, 0)
         ce_each = log_q1.gather(0, target).squeeze_(0).neg_()  # (K, B)
-        ls = F.log_softmax(z.div_(slots.temperature), 0)
+        ls = F.log_softmax(z / slots.temperature, 0)  # not in place: z may be the caller's
         lt = teacher_log_probs
         # Teacher first (a = p, b = q) for λ ≥ −1/2, else student first with c = −1−λ.
         if not slots.any_flip:

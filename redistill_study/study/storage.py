@@ -86,6 +86,13 @@ def open_storage_readonly(url: str) -> RDBStorage:
         frozen = (
             not os.access(path.parent, os.W_OK) and not path.with_name(path.name + "-shm").exists()
         )
+        log = path.with_name(path.name + "-wal")
+        if frozen and log.is_file() and log.stat().st_size > 0:
+            # Read as immutable, the commits still in the log would be silently missing.
+            raise UserError(
+                f"{path}: its last commits are still in {log.name} and this folder cannot be "
+                f'written; copy the store with `sqlite3 {path.name} ".backup COPY.db"` instead'
+            )
         url = f"sqlite:///file:{path.resolve()}?mode=ro{'&immutable=1' if frozen else ''}&uri=true"
     try:
         return RDBStorage(url, skip_table_creation=True)

@@ -150,7 +150,10 @@ class VectorisedEngine:
         forms = [None] * self.wide.k
         for m in self.fused:
             forms[self.slot[id(m)]] = self.forms[id(m)]
-        self.constants = SlotConstants.of(forms, self.runtime.device)
+        dtype = next(self.wide.parameters()).dtype
+        self.constants = SlotConstants.of(
+            forms, self.runtime.device, torch.float64 if dtype == torch.float64 else torch.float32
+        )
         self.sums = _TermSums()
         self.all_finite: bool | None = None
         self.fused_terms: list[torch.Tensor] = []
