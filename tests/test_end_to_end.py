@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from redistill_study.cli import main
 from redistill_study.errors import UserError
-from redistill_study.study.storage import open_storage_readonly, sqlite_url
+from redistill_study.study.storage import open_storage_readonly, sqlite_url, use_write_ahead_log
 from redistill_study.tracking import PARAM_KEYS
 
 pytestmark = pytest.mark.slow
@@ -280,3 +280,18 @@ def test_a_store_whose_last_commits_are_in_its_log_is_not_read_as_immutable(tmp_
     assert (frozen / "optuna.db-wal").stat().st_size > 0
     with _unwritable(frozen), pytest.raises(UserError, match=r"\.backup"):
         open_storage_readonly(sqlite_url(frozen / "optuna.db"))
+
+
+def test_a_store_busy_at_start_keeps_its_journal_until_a_later_start(tmp_path: Path):
+    path = tmp_path / "optuna.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")  # another worker in the middle of a write
+    other.execute("INSERT INTO t VALUES (1)")
+    use_write_ahead_log(sqlite_url(path), wait=0.1)  # no error: the switch waits for later
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    other.execute("COMMIT")
+    other.close()
+    use_write_ahead_log(sqlite_url(path), wait=0.1)
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -103,7 +103,7 @@ def open_storage_readonly(url: str) -> RDBStorage:
         ) from None
 
 
-def use_write_ahead_log(url: str) -> None:
+def use_write_ahead_log(url: str, wait: float = 120.0) -> None:
     """Put a local SQLite store in write-ahead-log mode (the mode stays with the file).
 
     A commit then appends to the log with one sync instead of rewriting pages through a
@@ -114,8 +114,13 @@ def use_write_ahead_log(url: str) -> None:
         return
     path = Path(url.removeprefix("sqlite:///"))
     if path.is_file():
-        with contextlib.closing(sqlite3.connect(path, timeout=120)) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
+        with contextlib.closing(sqlite3.connect(path, timeout=wait)) as connection:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                # Another worker held a transaction through the wait: the store keeps its
+                # journal this time (correct, only slower), and a later start switches it.
+                pass
 
 
 def sqlite_url(path: Path) -> str:
