@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Context, FloatRange, at_least_float32, require_teacher, soft_divergence
-from .fused import SoftTargetBatch, SoftTargetForm
+from .fused import SoftTargetBatch
 from .registry import register_method
 from .soft_target import SoftTargetMethod
 
@@ -43,19 +43,10 @@ class ConditionalKD(SoftTargetMethod):
             "kd": self.hparams["w_kd"] * soft.mean(),
         }
 
-    def soft_target_form(self) -> SoftTargetForm | None:
-        # Its terms are the shared shape with s = T²·right, h = 1 − right; a subclass that
-        # reshapes them keeps its own.
-        cls = type(self)
-        if cls.terms is not ConditionalKD.terms or cls.student_log_probs is not (
-            SoftTargetMethod.student_log_probs
-        ):
-            return None
-        return self._form()
-
     def soft_target_batch(
         self, student_logits, teacher_logits, labels, context, memo=None
     ) -> SoftTargetBatch:
+        # Its terms are the shared shape with s = T²·right, h = 1 − right.
         log_p = self.shared_teacher_log_probs(teacher_logits, labels, context, memo)
         right = (require_teacher(self, teacher_logits).argmax(-1) == labels).float()
         return SoftTargetBatch(log_p, right, 1.0 - right)

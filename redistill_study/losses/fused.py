@@ -64,6 +64,12 @@ class SoftTargetBatch:
     ce_share: torch.Tensor | None = None  # (B,), h: CE inside the soft term
 
 
+def loss_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The precision the fused pass works in for logits of ``dtype``: float64 stays, the rest
+    (float32, and half precision under autocast) is float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 @dataclass(frozen=True)
 class SlotConstants:
     """The per-slot constants of a cohort's fused loss, computed once (not per step), shaped
@@ -110,6 +116,14 @@ class SlotConstants:
             any_limit=any(v == 0.0 for v in c),
         )
 
+    def by_side(self, teacher_first: torch.Tensor, student_first: torch.Tensor) -> torch.Tensor:
+        """Per slot, the tensor of the side it is evaluated on (no select where all agree)."""
+        if not self.any_flip:
+            return teacher_first
+        if self.all_flip:
+            return student_first
+        return torch.where(self.flip, student_first, teacher_first)
+
 
 class _SoftTargetTerms(torch.autograd.Function):
     # Class-first inside: softmax and sums over a leading axis of C vectorise over K × B,
@@ -124,12 +138,7 @@ class _SoftTargetTerms(torch.autograd.Function):
         ls = F.log_softmax(z / slots.temperature, 0)  # not in place: z may be the caller's
         lt = teacher_log_probs
         # Teacher first (a = p, b = q) for λ ≥ −1/2, else student first with c = −1−λ.
-        if not slots.any_flip:
-            la, lb = lt, ls
-        elif slots.all_flip:
-            la, lb = ls, lt
-        else:
-            la, lb = torch.where(slots.flip, ls, lt), torch.where(slots.flip, lt, ls)
+        la, lb = slots.by_side(lt, ls), slots.by_side(ls, lt)
         a, bb = la.exp(), lb.exp()
         r = la - lb
         x = r * slots.c
@@ -165,12 +174,7 @@ class _SoftTargetTerms(torch.autograd.Function):
         # ∂D/∂log q: (q − w)/(1+c) with w = a·e^x = a + c·lead (teacher first), lead itself
         # (student first); log_softmax's backward then removes q·Σ.
         teacher_first = (bb - a).sub_(slots.c * lead).div_(1.0 + slots.c)
-        if not slots.any_flip:
-            q, g = bb, teacher_first
-        elif slots.all_flip:
-            q, g = a, lead
-        else:
-            q, g = torch.where(slots.flip, a, bb), torch.where(slots.flip, lead, teacher_first)
+        q, g = slots.by_side(bb, a), slots.by_side(teacher_first, lead)
         g = g - q * g.sum(0)
         grad = g.mul_((g_kd * s).div_(slots.temperature))
         hard = g_ce if ce_share is None else g_kd * ce_share + g_ce
@@ -216,8 +220,7 @@ def soft_target_terms_of(
         m.soft_target_batch(z.detach(), t, labels, context)
         for m, z, t in zip(methods, logits.unbind(0), teacher_logits)
     ]
-    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    constants = SlotConstants.of(forms, logits.device, dtype)
+    constants = SlotConstants.of(forms, logits.device, loss_dtype(logits.dtype))
     return soft_target_terms(
         logits, labels=labels, constants=constants, **stack_batches(batches, logits)
     )
@@ -229,7 +232,7 @@ def stack_batches(
     """Per-slot batches as the (K, …) tensors :func:`soft_target_terms` takes (teacher
     log-probabilities zero, weights one where a slot has none), in the logits' precision."""
     _, b, c = logits.shape
-    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    dtype = loss_dtype(logits.dtype)
     none = torch.zeros((c, b), dtype=dtype, device=logits.device)
     teacher = torch.stack(
         [

@@ -87,15 +87,15 @@ class SoftTargetMethod(Method):
         }
 
     def soft_target_form(self) -> SoftTargetForm | None:
+        # The form describes the terms of the class that also says how to batch them: a
+        # subclass that reshapes terms() (or the student's distribution) without doing the
+        # same for soft_target_batch() trains through its own terms.
         cls = type(self)
         if (
-            cls.terms is not SoftTargetMethod.terms
+            _defined_in(cls, "terms") is not _defined_in(cls, "soft_target_batch")
             or cls.student_log_probs is not SoftTargetMethod.student_log_probs
         ):
-            return None  # a subclass that reshapes the loss trains through its own terms
-        return self._form()
-
-    def _form(self) -> SoftTargetForm:
+            return None
         return SoftTargetForm(
             temperature=self.student_temperature,
             ce_weight=float(self.hparams["w_ce"]),
@@ -132,3 +132,8 @@ class SoftTargetMethod(Method):
         if key not in memo:
             memo[key] = self.teacher_log_probs(detached, labels, context)
         return memo[key]
+
+
+def _defined_in(cls: type, name: str) -> type:
+    """The class in ``cls``'s MRO whose own body defines ``name``."""
+    return next(k for k in cls.__mro__ if name in vars(k))

@@ -22,7 +22,7 @@ import torch
 from ..config import TrainConfig
 from ..data import DataBundle, iterate_batches
 from ..losses import Context
-from ..losses.fused import SlotConstants, soft_target_terms, stack_batches
+from ..losses.fused import SlotConstants, loss_dtype, soft_target_terms, stack_batches
 from .members import Member, learning_rate, predict
 from .runtime import Runtime
 from .stacked import StackedModel, stack_models
@@ -150,10 +150,8 @@ class VectorisedEngine:
         forms = [None] * self.wide.k
         for m in self.fused:
             forms[self.slot[id(m)]] = self.forms[id(m)]
-        dtype = next(self.wide.parameters()).dtype
-        self.constants = SlotConstants.of(
-            forms, self.runtime.device, torch.float64 if dtype == torch.float64 else torch.float32
-        )
+        dtype = loss_dtype(next(self.wide.parameters()).dtype)
+        self.constants = SlotConstants.of(forms, self.runtime.device, dtype)
         self.sums = _TermSums()
         self.all_finite: bool | None = None
         self.fused_terms: list[torch.Tensor] = []
