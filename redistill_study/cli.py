@@ -54,7 +54,7 @@ def _summarise(results: Any, output: Path, config: Any) -> tuple[Any, dict[str, 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .analysis.summary import report_text
+    from .analysis.summary import report_text, verdict_metrics
     from .config import load_study
     from .study import Interrupted, StudyRunner
 
@@ -88,7 +88,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             elapsed = _elapsed(runner)
             report, written = _summarise(runner.results(), output, config)
             runner.attach(
-                {"elapsed_seconds": elapsed, "trials_trained": runner.trained},
+                {
+                    "elapsed_seconds": elapsed,
+                    "trials_trained": runner.trained,
+                    **verdict_metrics(report),
+                },
                 [written["csv"]],
                 written["dashboard"].parent,
             )
@@ -206,7 +210,15 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_design(args: argparse.Namespace) -> int:
-    from .analysis.design import Design, estimate_spreads, power_report
+    from .analysis.design import (
+        Design,
+        World,
+        estimate_world,
+        from_mapping,
+        power_report,
+        world_text,
+    )
+    from .analysis.verdict import estimate, thresholds_for
     from .config import load_study
     from .study import build_plan, read_results
     from .study.storage import open_storage_readonly, sqlite_url
@@ -214,58 +226,81 @@ def cmd_design(args: argparse.Namespace) -> int:
     path = _study_path(args.study)
     config = load_study(path, check_files=False)
     plan = build_plan(config)
-    units = plan.units_of_generalisation()
-    design = Design(
-        units=units,
-        noises=tuple(plan.noise_labels),
-        seeds=len(plan.seeds),
-        fixed_arms=max(len(plan.arms.fixed), 1),
-        margin=plan.margin,
-        alpha=config.verdict.alpha,
-        pairs_per_unit=len(config.pairs) / units,
+    v = config.verdict
+    th = thresholds_for(
+        plan.margin, v.alpha, plan.failure_margin, v.min_pairs, v.min_students, v.min_teachers
     )
-    seed_sd, pair_sd, source = plan.margin, plan.margin / 2, "assumed"
+    teachers = [plan.teacher_label(p) for p in config.pairs]
+    students = [plan.student_label(p) for p in config.pairs]
+    design = Design(
+        tuple(sorted(set(teachers)).index(t) for t in teachers),
+        tuple(sorted(set(students)).index(s) for s in students),
+        tuple(plan.noise_labels),
+        len(plan.seeds),
+        th,
+    )
+    world, source = (
+        World(seed_sd=plan.margin, pair_sd=plan.margin / 2, failure_size=2 * th.failure_margin),
+        "assumed",
+    )
     if args.from_output:
         output = Path(args.from_output)
         if not (output / "optuna.db").is_file() and not args.storage:
             raise UserError(f"{output}: no study results here (no optuna.db)")
         storage = open_storage_readonly(args.storage or sqlite_url(output / "optuna.db"))
         results = read_results(storage, plan)
-        fixed = plan.arms.fixed[0] if plan.arms.fixed else None
-        spreads = fixed and estimate_spreads(
+        s = results.study
+        evidence, result = estimate(
             results.evaluations,
-            fixed=fixed,
+            th,
+            fixed=plan.arms.fixed[:1],
             searched=plan.arms.searched,
             reference=plan.arms.reference,
             seeds=plan.seeds,
+            noises=plan.noise_labels,
+            teachers=s["teachers"],
+            students=s["students"],
         )
-        if not spreads:
+        found = estimate_world(evidence, result, len(plan.seeds)) if plan.arms.fixed else None
+        if found is None:
             raise UserError(f"{output}: not enough finished evaluation runs to estimate spreads")
-        seed_sd, pair_sd, source = (
-            spreads["seed_sd"],
-            spreads["pair_sd"],
-            f"estimated from {output}",
-        )
-    seed_sd = args.seed_sd if args.seed_sd is not None else seed_sd
-    pair_sd = args.pair_sd if args.pair_sd is not None else pair_sd
-    report = power_report(design, seed_sd=seed_sd, pair_sd=pair_sd, sims=args.sims)
+        world, source = found, f"estimated from {output}"
+    given = {
+        "seed_sd": args.seed_sd,
+        "pair_sd": args.pair_sd,
+        "teacher_sd": args.teacher_sd,
+        "student_sd": args.student_sd,
+        "failure_share": args.failure_share,
+        "failure_size": args.failure_size,
+        "quantity_correlation": args.correlation,
+    }
+    world = from_mapping(given, world)
+    report = power_report(design, world, sims=args.sims)
     if args.json:
-        print(json.dumps({**report, "spreads": source}, sort_keys=True))
+        print(json.dumps({**report, "spreads": source}, sort_keys=True, default=str))
         return 0
-    needed = report["pairs_for_80"]
+    grid = report["grid_for_80"]
     shown = args.study or f"{path.name} (embedded)"
     print(
-        f"{shown}: {units} unit(s) of generalisation ({len(config.pairs)} pairs), "
-        f"{len(plan.noise_labels)} noise setting(s), {len(plan.seeds)} seeds, margin "
-        f"δ = {100 * plan.margin:.2f} points, α = {config.verdict.alpha}, "
-        f"{design.fixed_arms} fixed arm(s)\n"
-        f"spreads ({source}): run-to-run sd {100 * seed_sd:.2f} points, between-unit sd of "
-        f"the regret {100 * pair_sd:.2f} points\n"
+        f"{shown}: {design.pairs} pairs ({design.teachers} teachers × {design.students} "
+        f"students), {len(plan.noise_labels)} noise setting(s), {len(plan.seeds)} seeds, "
+        f"δ = {100 * th.margin:.2f} points, δ_f = {100 * th.failure_margin:.2f} points, "
+        f"α = {th.alpha:g}; holds needs ≥ {th.min_pairs} pairs, ≥ {th.min_students} students, "
+        f"≥ {th.min_teachers} teachers\n"
+        f"world ({source}): {world_text(world)}\n"
         f"P(holds) when the claim is exactly true: {report['power']:.3f}\n"
-        f"P(holds) with the regret at the margin (size, ≤ α): {report['size']:.3f}\n"
-        f"P(does not hold) with the regret at 3 × margin: {report['fails_at_3x']:.3f}\n"
-        f"units for 80 % power: {needed if needed is not None else 'more than 2048'}\n"
-        f"({report['sims']} simulated studies per figure, through the verdict's own rule)"
+        f"P(holds) with the mean regret at the margin (size, ≤ α): {report['size']:.3f}\n"
+        f"P(does not hold) when {report['failing_at_eighth']} of {design.pairs} pairs fail "
+        f"(π = 1/8): {report['fails_at_eighth']:.3f}\n"
+        f"P(does not hold) when {report['failing_at_half']} of {design.pairs} pairs fail "
+        f"(π = 1/2): {report['fails_at_half']:.3f}\n"
+        "for 80 % power when the claim is true: "
+        + (
+            f"{grid[0]} teachers × {grid[1]} students ({grid[0] * grid[1]} pairs)"
+            if grid
+            else "more than 32 teachers × 32 students"
+        )
+        + f"\n({report['sims']} simulated studies per figure, through the verdict's own rule)"
     )
     return 0
 
@@ -358,6 +393,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
 def _counts(text: str) -> list[int]:
     try:
         values = [int(n) for n in text.split(",")]
@@ -438,15 +490,21 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[study_arg],
         help="power calculator: the study's design through the verdict's rule, by simulation",
     )
+    for flag, what in (
+        ("--seed-sd", "run-to-run sd of test top-1"),
+        ("--pair-sd", "between-pair sd of the regret and deficit"),
+        ("--teacher-sd", "sd of a teacher's effect on them"),
+        ("--student-sd", "sd of a student's effect on them"),
+        ("--failure-size", "how much worse a failing pair is ('inf': it diverges)"),
+    ):
+        design.add_argument(flag, type=_non_negative_float, help=f"{what} (a fraction)")
     design.add_argument(
-        "--seed-sd", type=_positive_float, help="run-to-run sd of test top-1 (fraction)"
+        "--failure-share", type=_fraction, help="share of pairs that fail (π), for the world"
     )
     design.add_argument(
-        "--pair-sd",
-        type=_positive_float,
-        help="between-unit sd of the regret and deficit (fraction)",
+        "--correlation", type=_fraction, help="correlation of a pair's regret and deficit"
     )
-    design.add_argument("--from-output", help="estimate both spreads from a finished study")
+    design.add_argument("--from-output", help="estimate the world from a finished study")
     design.add_argument("--storage", help="that study's Optuna storage URL, if not SQLite")
     design.add_argument(
         "--sims", type=_at_least(10), default=2000, help="simulated studies per figure"

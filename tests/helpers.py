@@ -59,55 +59,92 @@ def write_yaml(path: Path, data: Any) -> Path:
 def study_records(
     rng: np.random.Generator,
     *,
-    pairs: int = 10,
+    pairs: int | None = None,
+    teachers: int = 10,
+    students: int = 1,
     noises: tuple[str, ...] = ("none", "noisy"),
     seeds: int = 3,
     regret: dict[str, float] | float = 0.0,
     deficit: dict[str, float] | float = 0.0,
     run_sd: float = 0.005,
     pair_sd: float = 0.005,
+    teacher_sd: float = 0.0,
+    student_sd: float = 0.0,
+    spread: str = "normal",
     diverge: float = 0.0,
     fixed_arms: tuple[str, ...] = ("redistill",),
-    pairs_per_teacher: int = 1,
-    teacher_sd: float = 0.0,
+    failing: dict | None = None,
+    reference_diverges: tuple[int, ...] = (),
 ) -> list[dict]:
-    """Evaluation records of a whole study with a known truth: a pair's runs share a per-seed
-    effect (same initialisation and batches for every arm), each run adds its own noise
-    ``run_sd``, and the regret and deficit vary between pairs with sd ``pair_sd`` and between
-    teachers with sd ``teacher_sd`` (shared by every pair and noise setting of a teacher)."""
-    records = []
+    """Evaluation records of a whole study with a known truth, written for the tests (not the
+    power calculator's model). Pairs are the first ``pairs`` cells of a teachers × students grid
+    taken diagonal by diagonal (``pairs=None``: the whole grid; ``students=1``: every pair its
+    own teacher and the one student). A pair's runs share a per-seed effect (same initialisation and
+    batches for every arm), each run adds its own noise ``run_sd``; the regret and deficit of a
+    pair are its mean plus a teacher effect, a student effect (both shared by every pair and noise
+    setting of that teacher or student) and a pair effect, each normal with its sd — or, with
+    ``spread="gamma"``, the pair effect is a centred exponential (skewed: a long tail of bad
+    pairs). ``diverge``: each fixed-arm run diverges with this probability. ``failing``:
+    ``{"pairs": [i…], "noises": [...], "size": points or "diverge", "arms": [...]}`` — those pairs'
+    fixed arms are worse by ``size`` (or diverge in every seed) under those settings.
+    ``reference_diverges``: KD diverges in every seed of these pairs."""
+    grid = sorted(
+        ((t, s) for t in range(teachers) for s in range(students)),
+        key=lambda c: ((c[1] - c[0]) % students, c[0]),
+    )  # diagonal by diagonal: a part of the grid still spreads over teachers and students
+    grid = grid[: pairs if pairs is not None else len(grid)]
+    effects = ("redistill_tuned", "kd")
     by_teacher = {
-        f"t{t}": {arm: teacher_sd * rng.standard_normal() for arm in ("redistill_tuned", "kd")}
-        for t in range(-(-pairs // pairs_per_teacher))
+        t: {a: teacher_sd * rng.standard_normal() for a in effects} for t in range(teachers)
     }
-    for i in range(pairs):
-        teacher = f"t{i // pairs_per_teacher}"
+    by_student = {
+        s: {a: student_sd * rng.standard_normal() for a in effects} for s in range(students)
+    }
+    failing = failing or {}
+    records = []
+    for i, (t, st) in enumerate(grid):
+        name = f"p{i}"
+        if spread == "gamma":
+            own = {a: pair_sd * (rng.exponential() - 1.0) for a in effects}
+        else:
+            own = {a: pair_sd * rng.standard_normal() for a in effects}
         for noise in noises:
-            r = regret[noise] if isinstance(regret, dict) else regret
-            d = deficit[noise] if isinstance(deficit, dict) else deficit
-            base = 0.85 + 0.03 * rng.standard_normal()
-            effects = {"redistill_tuned": r, "kd": d}
-            pair_effect = {
-                arm: effects[arm] + by_teacher[teacher][arm] + pair_sd * rng.standard_normal()
-                for arm in effects
+            mean = {
+                "redistill_tuned": regret[noise] if isinstance(regret, dict) else regret,
+                "kd": deficit[noise] if isinstance(deficit, dict) else deficit,
             }
+            pair_effect = {
+                a: mean[a] + by_teacher[t][a] + by_student[st][a] + own[a] for a in effects
+            }
+            fails_here = i in failing.get("pairs", ()) and noise in failing.get("noises", noises)
+            base = 0.85 + 0.03 * rng.standard_normal()
             for s in range(seeds):
                 shared = 0.01 * rng.standard_normal()  # the same for every arm of this seed
                 runs = {arm: base + shared for arm in fixed_arms}
-                runs.update({arm: base + shared + pair_effect[arm] for arm in effects})
+                runs.update({a: base + shared + pair_effect[a] for a in effects})
                 for arm, acc in runs.items():
                     status = "complete"
-                    if arm in fixed_arms and rng.random() < diverge:
+                    acc = acc + run_sd * rng.standard_normal()
+                    if arm in fixed_arms:
+                        if rng.random() < diverge:
+                            status = "diverged"
+                        if fails_here and arm in failing.get("arms", fixed_arms[:1]):
+                            if failing.get("size") == "diverge":
+                                status = "diverged"
+                            else:
+                                acc -= float(failing["size"])
+                    if arm == "kd" and i in reference_diverges:
                         status = "diverged"
                     records.append(
                         {
-                            "pair": f"p{i}",
-                            "teacher": teacher,
+                            "pair": name,
+                            "teacher": f"t{t}",
+                            "student": f"s{st}",
                             "noise": noise,
                             "method": arm,
                             "phase": "final" if arm == "redistill_tuned" else "seeds",
                             "seed": s,
-                            "test/top1": acc + run_sd * rng.standard_normal(),
+                            "test/top1": acc if status == "complete" else 0.1,
                             "status": status,
                             "classes": 10,
                         }

@@ -54,7 +54,7 @@ def test_did_you_mean_inside_a_pairs_train(tmp_path: Path, capsys) -> None:
     "argv, expected",
     [
         (["design", "--sims", "0"], "--sims: expected a whole number ≥ 10, got 0"),
-        (["design", "--seed-sd", "-1"], "--seed-sd: expected a positive number"),
+        (["design", "--seed-sd", "-1"], "--seed-sd: expected a number ≥ 0"),
         (["bench", "claims", "--workers-list", "abc"], "--workers-list: expected whole numbers"),
         (["bench", "losses", "--repeats", "0"], "--repeats: expected a whole number ≥ 1"),
         (["run", "--threads", "-3"], "--threads: expected a whole number ≥ 1, got -3"),
@@ -81,4 +81,4 @@ def test_bench_study_prints_both_engines_and_their_ratio(tmp_path: Path, capsys)
     # One row per student architecture; model arguments tell two of one model apart.
     assert [r[0] for r in rows] == ["digits_mlp_small", "digits_mlp_small(hidden=8)"]
     seq, vec, ratio = float(rows[0][1]), float(rows[0][3]), float(rows[0][5].lstrip("×"))
-    assert seq > 0 and vec > 0 and ratio == pytest.approx(vec / seq, rel=0.01)
+    assert seq > 0 and vec > 0 and ratio == pytest.approx(vec / seq, rel=0.02, abs=0.02)

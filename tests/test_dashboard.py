@@ -131,24 +131,32 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
     # The forest plot: one per fixed arm and noise setting, with the margin and pooled rows.
     forests = re.findall(r'data-figure="(verdict-[^"]+)"', dom.stdout)
     assert len(forests) == 4
-    assert "δ = 1.00" in dom.stdout and "mean over 4 units" in dom.stdout
+    assert "δ = 1.00" in dom.stdout and "mean over 4 pairs" in dom.stdout
+    assert "δ_f = 3.00" in dom.stdout and "(diverged)" in dom.stdout  # pair D's failure
     # A diverged run is shown with its count and reason, never as a bare gap.
-    assert "1 of 3 diverged" in dom.stdout and "non-finite loss" in dom.stdout
+    assert "1 of 3 diverged, at chance" in dom.stdout and "non-finite loss" in dom.stdout
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
     result = _chromium("--window-size=1280,4000", "--hide-scrollbars", f"--screenshot={shot}", url)
     assert result.returncode == 0 and shot.is_file() and shot.stat().st_size > 10_000
 
 
-def test_the_readme_block_carries_every_estimate_with_its_level_and_holm_p() -> None:
+def test_the_readme_block_carries_every_estimate_and_the_failing_pairs() -> None:
     report = build_report(_results())
     block = markdown_summary(report)
     rows = [line for line in block.splitlines() if line.startswith("| redistill")]
     estimates = report.decision.estimates
-    assert len(rows) == len(estimates) == 2 * 2 * 2  # arms × noise settings × quantities
-    assert "one-sided 97.5 % bounds" in block  # α = 0.05 over two fixed arms
-    for row, e in zip(rows, estimates):
+    head = [r for r in rows if "vs" in r.split("|")[3]]
+    assert len(head) == len(estimates) == 2 * 2 * 2  # arms × noise settings × quantities
+    assert "upper (95 %)" in block  # fixed sequence: each arm at α
+    for row, e in zip(head, estimates):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[:2] == [e.arm, e.noise] and float(cells[3]) == round(100 * e.mean, 2)
-        assert float(cells[6]) == pytest.approx(e.p_above_holm, rel=1e-2)
-    assert "a lone bound above δ is not yet a rejection" in block
+        assert float(cells[6]) == pytest.approx(e.p_above_adjusted, rel=1e-2)
+    # Pair D's diverged seed refutes redistill: it is named, with how it failed.
+    failing = [r for r in rows if r not in head]
+    assert failing == [
+        "| redistill | D | t-D | D | none, confident_wrong=0.3 | diverged in 1 of 3 seeds |"
+    ]
+    assert report.decision.outcome == "does not hold"
+    assert "so a lower bound above δ = 1.00 is a rejection" in block

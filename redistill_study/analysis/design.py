@@ -1,203 +1,308 @@
-"""The power calculator: a study's own design pushed through the verdict's rule by simulation.
+"""The power calculator: a study's own layout pushed through the verdict's rule by simulation,
+in a world with the shapes real studies show.
 
-The model (the one the rule is calibrated against, docs/method.md §6): for fixed arm k, unit u,
-noise setting n and evaluation seed s, test top-1 is a shared per-seed effect (common to every arm
-of the pair, so it cancels in paired differences) plus run noise of sd σ; the searched arm is
-better than arm k by ρ_n + τ·z_{k,u,n} and the reference by d_n + τ·z'_{k,u,n}, with z ~ N(0, 1)
-(τ: how much the regret varies between units). Pairs that share a teacher are one unit: their
-effects are taken to be equal (the conservative extreme), and only the run noise averages.
+For pair i (teacher t, student s), noise setting n and quantity q (regret, deficit), the true
+mean difference is m_q(n) + a_t + b_s + e_i: teacher, student and pair effects, each a normal
+vector over (n, q) with correlation ρ_q between the quantities and ρ_n between settings. A share
+π of the pairs fails: the fixed arm is worse by a failure size (or diverges in every seed) in the
+first ``failure_settings`` settings. Each run adds noise σ; regret and deficit share the fixed
+arm's run, so they are correlated run by run too.
 
->>> d = Design(units=10, noises=("none", "noisy"), seeds=3, fixed_arms=1, margin=0.01)
->>> r = simulate(d, regret=0.0, deficit=0.0, seed_sd=0.005, pair_sd=0.005, sims=400)
->>> r["holds"] > 0.8
+>>> d = Design.grid(teachers=4, students=4, noises=("none", "noisy"), seeds=3)
+>>> simulate(d, World(seed_sd=0.005, pair_sd=0.005), sims=400)["holds"] > 0.8
 True
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from .statistics import t_bounds
-from .verdict import CODES, QUANTITIES, _Index, _unit_values, apply_rule
+from .rule import FAILS, HOLDS, OPEN, Thresholds, apply_rule
+from .statistics import crossed_mean
+
+DIVERGE = math.inf
+CODES = {OPEN: "inconclusive", HOLDS: "holds", FAILS: "does not hold"}
 
 
 @dataclass(frozen=True)
 class Design:
-    """What the simulation needs of a study: its units, noise settings, seeds and declaration."""
+    """The layout of a study: who is in each pair, its settings, seeds and declared question."""
 
-    units: int
+    teacher_of: tuple[int, ...]
+    student_of: tuple[int, ...]
     noises: tuple[str, ...]
     seeds: int
-    fixed_arms: int = 2
-    margin: float = 0.01
-    alpha: float = 0.05
-    pairs_per_unit: float = 1.0
+    thresholds: Thresholds = field(default_factory=lambda: Thresholds(0.01, 0.03))
 
-    def with_units(self, units: int) -> Design:
-        return Design(
-            units,
-            self.noises,
-            self.seeds,
-            self.fixed_arms,
-            self.margin,
-            self.alpha,
-            self.pairs_per_unit,
+    @classmethod
+    def grid(
+        cls,
+        teachers: int,
+        students: int,
+        noises: Sequence[str],
+        seeds: int,
+        thresholds: Thresholds | None = None,
+    ) -> Design:
+        """Every teacher with every student."""
+        cells = [(t, s) for t in range(teachers) for s in range(students)]
+        return cls(
+            tuple(t for t, _ in cells),
+            tuple(s for _, s in cells),
+            tuple(noises),
+            seeds,
+            thresholds or Thresholds(margin=0.01, failure_margin=0.03),
         )
 
+    @property
+    def pairs(self) -> int:
+        return len(self.teacher_of)
 
-def _per_noise(value: float | Sequence[float], noises: int) -> np.ndarray:
-    arr = np.asarray(value, dtype=float)
-    return np.full(noises, float(arr)) if arr.ndim == 0 else arr
+    @property
+    def teachers(self) -> int:
+        return len(set(self.teacher_of))
+
+    @property
+    def students(self) -> int:
+        return len(set(self.student_of))
+
+
+@dataclass(frozen=True)
+class World:
+    """What the simulated studies are drawn from (fractions of accuracy)."""
+
+    seed_sd: float = 0.005
+    pair_sd: float = 0.005
+    teacher_sd: float = 0.0
+    student_sd: float = 0.0
+    quantity_correlation: float = 0.5
+    noise_correlation: float = 0.5
+    failure_share: float = 0.0
+    failure_size: float = DIVERGE  # how much worse a failing pair is; DIVERGE: every seed diverges
+    failure_settings: int = 1
+
+
+def _correlated(
+    rng: np.random.Generator, shape: tuple[int, ...], world: World, n: int
+) -> np.ndarray:
+    """Standard normal vectors over (noise settings, quantities) with the world's correlations."""
+    rho_n, rho_q = world.noise_correlation, world.quantity_correlation
+    r_n = np.full((n, n), rho_n) + (1 - rho_n) * np.eye(n)
+    r_q = np.array([[1.0, rho_q], [rho_q, 1.0]])
+    chol = np.linalg.cholesky(np.kron(r_n, r_q) + 1e-12 * np.eye(2 * n))
+    z = rng.standard_normal((*shape, 2 * n)) @ chol.T
+    return z.reshape(*shape, n, 2)
 
 
 def simulate(
     design: Design,
+    world: World,
     *,
-    regret: float | Sequence[float],
-    deficit: float | Sequence[float],
-    seed_sd: float,
-    pair_sd: float,
+    regret: float | Sequence[float] = 0.0,
+    deficit: float | Sequence[float] = 0.0,
     sims: int = 2000,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Shares of simulated studies whose primary arm ends in each outcome.
-
-    ``regret`` and ``deficit`` are the true means (per noise setting, or one for all)."""
+    """Shares of simulated studies whose fixed arm ends in each outcome (the rule's own
+    function, one arm: under fixed-sequence testing the primary arm's decision does not depend
+    on the others)."""
     rng = np.random.default_rng(seed)
-    n_noise, k, u, s = len(design.noises), design.fixed_arms, design.units, design.seeds
-    rho = _per_noise(regret, n_noise)[None, None, :, None]
-    dd = _per_noise(deficit, n_noise)[None, None, :, None]
-    run_sd = seed_sd / math.sqrt(design.pairs_per_unit)
-    shape = (sims, k, n_noise, u)
-    # Run noise per seed: fixed arm k, the searched arm and the reference (shared by the arms).
-    e_fixed = rng.standard_normal((*shape, s))
-    e_searched = rng.standard_normal((sims, 1, n_noise, u, s))
-    e_reference = rng.standard_normal((sims, 1, n_noise, u, s))
-    regret_unit = rho + pair_sd * rng.standard_normal(shape)
-    deficit_unit = dd + pair_sd * rng.standard_normal(shape)
-    regret_vals = regret_unit + run_sd * (e_searched - e_fixed).mean(-1)
-    deficit_vals = deficit_unit + run_sd * (e_reference - e_fixed).mean(-1)
-    level = design.alpha / max(k, 1)
-    p_below = np.empty((sims, k, n_noise, len(QUANTITIES)))
-    p_above = np.empty_like(p_below)
-    for q, vals in enumerate((regret_vals, deficit_vals)):
-        b = t_bounds(vals, design.margin, level)
-        p_below[..., q], p_above[..., q] = b.p_below, b.p_above
-    overall, _, _ = apply_rule(p_below, p_above, design.alpha)
-    primary = overall[:, 0]
-    return {CODES[c]: float(np.mean(primary == c)) for c in CODES}
+    n_noise, pairs, seeds = len(design.noises), design.pairs, design.seeds
+    teacher_of, student_of = np.array(design.teacher_of), np.array(design.student_of)
+    mean = np.stack(
+        [
+            np.broadcast_to(np.asarray(regret, float), n_noise),
+            np.broadcast_to(np.asarray(deficit, float), n_noise),
+        ],
+        -1,
+    )  # (N, Q)
+    a = world.teacher_sd * _correlated(rng, (sims, design.teachers), world, n_noise)
+    b = world.student_sd * _correlated(rng, (sims, design.students), world, n_noise)
+    e = world.pair_sd * _correlated(rng, (sims, pairs), world, n_noise)
+    effect = mean + a[:, teacher_of] + b[:, student_of] + e  # (sims, P, N, Q)
+    failing = np.zeros((sims, pairs, n_noise), dtype=bool)
+    k = failing_pairs(world.failure_share, pairs)
+    if k:
+        chosen = np.argsort(rng.random((sims, pairs)), axis=1)[:, :k]
+        mask = np.zeros((sims, pairs), dtype=bool)
+        np.put_along_axis(mask, chosen, True, axis=1)
+        failing[..., : max(1, min(world.failure_settings, n_noise))] = mask[..., None]
+    diverge = failing & (world.failure_size == DIVERGE)
+    if world.failure_size != DIVERGE:
+        effect = effect + np.where(failing, world.failure_size, 0.0)[..., None]
+    runs = rng.standard_normal((sims, pairs, n_noise, 3, seeds))  # fixed, searched, reference
+    diffs = effect[..., None] + world.seed_sd * (runs[:, :, :, 1:] - runs[:, :, :, :1])
+    diverged = np.broadcast_to(diverge[..., None, None], diffs.shape)
+    diffs = np.where(diverged, np.nan, diffs)
+    # Axes for the rule: (sims, arms, noise, quantity, pairs, seeds).
+    order = (0, 2, 3, 1, 4)
+    result = apply_rule(
+        diffs.transpose(order)[:, None],
+        diverged.transpose(order)[:, None],
+        teacher_of,
+        student_of,
+        design.thresholds,
+    )
+    outcome = result.outcome[:, 0]
+    return {CODES[c]: float(np.mean(outcome == c)) for c in CODES}
+
+
+def failing_pairs(share: float, pairs: int) -> int:
+    """How many of ``pairs`` fail at ``share``: the nearest whole number, at least one."""
+    return 0 if share <= 0 else max(1, min(pairs, round(share * pairs)))
 
 
 def power_report(
-    design: Design,
-    *,
-    seed_sd: float,
-    pair_sd: float,
-    sims: int = 2000,
-    seed: int = 0,
-    target: float = 0.8,
-    max_units: int = 2048,
+    design: Design, world: World, *, sims: int = 2000, seed: int = 0, target: float = 0.8
 ) -> dict[str, Any]:
-    """P(holds) when the claim is exactly true, the size (P(holds) with the regret at the
-    margin in one noise setting and every other quantity far inside it), P(does not hold) at
-    three margins, and the units needed for ``target`` power."""
-    m, n = design.margin, len(design.noises)
-    common = dict(seed_sd=seed_sd, pair_sd=pair_sd, sims=sims, seed=seed)
-    power = simulate(design, regret=0.0, deficit=0.0, **common)["holds"]
-    at_margin = [m] + [-10 * m] * (n - 1)
-    size = simulate(design, regret=at_margin, deficit=-10 * m, **common)["holds"]
-    fails = simulate(design, regret=3 * m, deficit=0.0, **common)["does not hold"]
+    """P(holds) when the claim is exactly true, the size (the mean regret at the margin in one
+    setting, everything else far inside), P(does not hold) when a share π = 1/8 and 1/2 of the
+    pairs fails, and the smallest teachers × students grid with ``target`` power."""
+    th, n = design.thresholds, len(design.noises)
+    clean = replace(world, failure_share=0.0)
+    power = simulate(design, clean, sims=sims, seed=seed)["holds"]
+    size = simulate(
+        design,
+        clean,
+        regret=[th.margin] + [-10 * th.margin] * (n - 1),
+        deficit=-10 * th.margin,
+        sims=sims,
+        seed=seed,
+    )["holds"]
+    failures = {}
+    for label, share in (("eighth", 1 / 8), ("half", 1 / 2)):
+        failing = replace(world, failure_share=share)
+        failures[label] = simulate(design, failing, sims=sims, seed=seed)["does not hold"]
+    grid = grid_for_power(design, clean, sims=sims, seed=seed, target=target)
     return {
         "power": power,
         "size": size,
-        "fails_at_3x": fails,
-        "pairs_for_80": units_for_power(design, **common, target=target, max_units=max_units),
-        "units": design.units,
+        "fails_at_eighth": failures["eighth"],
+        "fails_at_half": failures["half"],
+        "failing_at_eighth": failing_pairs(1 / 8, design.pairs),
+        "failing_at_half": failing_pairs(1 / 2, design.pairs),
+        "grid_for_80": grid,
+        "pairs_for_80": grid[0] * grid[1] if grid else None,
+        "pairs": design.pairs,
+        "teachers": design.teachers,
+        "students": design.students,
         "seeds": design.seeds,
         "noise_settings": n,
-        "fixed_arms": design.fixed_arms,
-        "margin": m,
-        "alpha": design.alpha,
-        "seed_sd": seed_sd,
-        "pair_sd": pair_sd,
+        "margin": th.margin,
+        "failure_margin": th.failure_margin,
+        "alpha": th.alpha,
+        "world": world.__dict__ | {"failure_size": _size(world.failure_size)},
         "sims": sims,
     }
 
 
-def units_for_power(
-    design: Design,
-    *,
-    seed_sd: float,
-    pair_sd: float,
-    sims: int = 2000,
-    seed: int = 0,
-    target: float = 0.8,
-    max_units: int = 2048,
-) -> int | None:
-    """The fewest units (with the same seeds and noise settings) whose P(holds) under the
-    exactly-true claim reaches ``target``; None beyond ``max_units``."""
-
-    def power(units: int) -> float:
-        return simulate(
-            design.with_units(units),
-            regret=0.0,
-            deficit=0.0,
-            seed_sd=seed_sd,
-            pair_sd=pair_sd,
-            sims=sims,
-            seed=seed,
-        )["holds"]
-
-    low, high = 1, 2
-    while power(high) < target:
-        low, high = high, high * 2
-        if high > max_units:
-            return None
-    while high - low > 1:
-        mid = (low + high) // 2
-        if power(mid) >= target:
-            high = mid
-        else:
-            low = mid
-    return high
+def _size(size: float) -> float | str:
+    return "diverge" if size == DIVERGE else size
 
 
-def estimate_spreads(
-    evaluations: Iterable[Mapping[str, Any]],
-    *,
-    fixed: str,
-    searched: str | None,
-    reference: str | None,
-    seeds: Sequence[int] | None = None,
-) -> dict[str, float] | None:
-    """Run-to-run sd σ and between-unit sd τ of the regret and deficit, from a finished study:
-    σ² from the within-pair variance of paired differences (= 2σ²), τ² from the variance of
-    unit means minus the run noise they carry. None when there is nothing to estimate from."""
-    index = _Index(evaluations)
-    seed_list = sorted(seeds) if seeds is not None else sorted(index.seen_seeds)
-    within, between = [], []
-    for noise in index.noises:
-        for other, phases in ((searched, ("final",)), (reference, ("seeds", "final"))):
-            if other is None or other not in index.methods:
-                continue
-            for pair in index.pairs_in[noise]:
-                f = index.arm(noise, pair, fixed, ("seeds", "final"))
-                o = index.arm(noise, pair, other, phases)
-                if all(x in f and x in o for x in seed_list) and len(seed_list) > 1:
-                    diffs = [o[x][0] - f[x][0] for x in seed_list]
-                    within.append(float(np.var(diffs, ddof=1)) / 2.0)
-            units = _unit_values(index, noise, fixed, other, phases, seed_list, 0.05, [], "")
-            if len(units) > 1:
-                between.append(float(np.var([x.mean for x in units], ddof=1)))
-    if not within:
+def grid_for_power(
+    design: Design, world: World, *, sims: int, seed: int, target: float, largest: int = 32
+) -> tuple[int, int] | None:
+    """The smallest k × k grid (k teachers, each with the same k students; k at least the
+    study's minima) whose P(holds) under the exactly true claim reaches ``target``."""
+    th = design.thresholds
+    start = max(th.min_teachers, th.min_students, math.ceil(math.sqrt(th.min_pairs)), 2)
+    for k in range(start, largest + 1):
+        grid = Design.grid(k, k, design.noises, design.seeds, th)
+        if simulate(grid, world, sims=sims, seed=seed)["holds"] >= target:
+            return (k, k)
+    return None
+
+
+def estimate_world(evidence: Any, result: Any, seeds: int) -> World | None:
+    """The world a finished study shows, from the primary arm's evidence and the rule's
+    statistics (``verdict.estimate``): σ from the pooled within-pair spread of paired
+    differences (a difference of two runs: 2σ²), the components from the crossed moment
+    estimates net of the run noise each pair mean carries, the correlations from pair means,
+    and the failing share and size from the pairs the rule found failing. Runs of a diverged
+    arm are not in it (never at chance). None when nothing can be estimated."""
+    pairs = result.pairs
+    df = float(np.nansum(pairs.df[0, 0]))
+    if not df > 0:
         return None
-    sigma2 = float(np.mean(within))
-    tau2 = (
-        max(0.0, float(np.mean(between)) - 2 * sigma2 / max(len(seed_list), 1)) if between else 0.0
+    within = float(np.nansum(pairs.sd[0, 0] ** 2 * pairs.df[0, 0]) / df)
+    sigma2 = within / 2
+    failed = result.pair_failed[0, 0].any((0, 1))  # per pair
+    means = np.where(failed[None, None, :], np.nan, pairs.mean[0, 0])  # (N, Q, P)
+    teacher_of, student_of = evidence.layout.indices()
+    crossed = crossed_mean(means, teacher_of, student_of)
+    comp = np.nanmean(crossed.components.reshape(-1, 3), axis=0)
+    n_pairs = len(evidence.layout.pairs)
+    levels_t, levels_s = len(set(teacher_of)), len(set(student_of))
+    pair_var, teacher_var, student_var = (float(c) if np.isfinite(c) else 0.0 for c in comp)
+    if levels_t >= n_pairs:  # each pair its own teacher: the teacher is the pair
+        pair_var, teacher_var = pair_var + teacher_var, 0.0
+    if levels_s >= n_pairs:
+        pair_var, student_var = pair_var + student_var, 0.0
+    pair_var = max(0.0, pair_var - 2 * sigma2 / max(seeds, 1))
+    flat = means.reshape(means.shape[0], 2, -1)
+    return World(
+        seed_sd=math.sqrt(sigma2),
+        pair_sd=math.sqrt(pair_var),
+        teacher_sd=math.sqrt(teacher_var),
+        student_sd=math.sqrt(student_var),
+        quantity_correlation=_corr(flat[:, 0].ravel(), flat[:, 1].ravel(), 0.5),
+        noise_correlation=_noise_corr(means[:, 0], 0.5),
+        failure_share=float(failed.sum()) / max(n_pairs, 1),
+        failure_size=_failure_size(result, failed),
+        failure_settings=max(1, int(result.pair_failed[0, 0].any((1, 2)).sum())),
     )
-    return {"seed_sd": math.sqrt(sigma2), "pair_sd": math.sqrt(tau2)}
+
+
+def _failure_size(result: Any, failed: np.ndarray) -> float:
+    if not failed.any() or result.pair_diverged[0, 0][..., failed].any():
+        return DIVERGE
+    worst = np.nanmax(np.where(result.pair_failed[0, 0], result.pairs.mean[0, 0], np.nan), (0, 1))
+    return float(np.nanmean(worst[failed]))
+
+
+def _corr(x: np.ndarray, y: np.ndarray, default: float) -> float:
+    keep = ~(np.isnan(x) | np.isnan(y))
+    if keep.sum() < 3 or np.std(x[keep]) == 0 or np.std(y[keep]) == 0:
+        return default
+    return float(np.clip(np.corrcoef(x[keep], y[keep])[0, 1], 0.0, 0.99))
+
+
+def _noise_corr(regret: np.ndarray, default: float) -> float:
+    """Mean correlation of pair regrets between every two settings, (N, P) → a number."""
+    values = [
+        _corr(regret[i], regret[j], math.nan)
+        for i in range(len(regret))
+        for j in range(i + 1, len(regret))
+    ]
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else default
+
+
+def world_text(world: World) -> str:
+    failing = (
+        "none"
+        if world.failure_share <= 0
+        else f"{100 * world.failure_share:.0f} % of pairs, "
+        + (
+            "diverging"
+            if world.failure_size == DIVERGE
+            else f"{100 * world.failure_size:+.1f} points"
+        )
+        + f" in {world.failure_settings} setting(s)"
+    )
+    return (
+        f"run-to-run sd {100 * world.seed_sd:.2f} points; between pairs {100 * world.pair_sd:.2f}, "
+        f"teachers {100 * world.teacher_sd:.2f}, students {100 * world.student_sd:.2f} points; "
+        f"correlation regret–deficit {world.quantity_correlation:.2f}, between settings "
+        f"{world.noise_correlation:.2f}; failing pairs: {failing}"
+    )
+
+
+def from_mapping(values: Mapping[str, Any], base: World) -> World:
+    """A world with the given fields replaced (the command line's --pair-sd and friends)."""
+    return replace(base, **{k: v for k, v in values.items() if v is not None})

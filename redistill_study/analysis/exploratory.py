@@ -6,7 +6,7 @@ estimate and 95 % interval; none of them changes the verdict.
 - ``noise slope``: change of test top-1 per unit of noise level, per method and noise kind.
 
 All are paired by evaluation seed inside a pair and take the unit (pair, or shared teacher)
-as the independent observation.
+as the independent observation; diverged runs read at chance, crashed runs are missing.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from .records import FAILED, accuracy, status_of
 from .statistics import holm_adjusted, t_interval
 from .tables import method_label
-from .verdict import accuracy
 
 
 @dataclass
@@ -45,8 +45,8 @@ def _runs(records: Iterable[Mapping[str, Any]]):
     runs: dict[tuple[str, str, str], dict[int, float]] = defaultdict(dict)
     unit: dict[str, str] = {}
     for r in records:
-        if r["phase"] not in ("seeds", "final", "transfer"):
-            continue
+        if r["phase"] not in ("seeds", "final", "transfer") or status_of(r) == FAILED:
+            continue  # a crash is missing data
         runs[(r["noise"], r["pair"], method_label(r))][int(r["seed"])] = accuracy(r)[0]
         unit.setdefault(r["pair"], str(r.get("teacher") or r["pair"]))
     return runs, unit
@@ -118,6 +118,8 @@ def noise_slopes(records: Sequence[Mapping[str, Any]]) -> list[Comparison]:
     unit: dict[str, str] = {}
     for r in records:
         if r["phase"] not in ("seeds", "final", "transfer") or "noise.kind" not in r:
+            continue
+        if status_of(r) == FAILED:
             continue
         level_of[r["noise"]] = (str(r["noise.kind"]), float(r["noise.level"]))
         acc[(method_label(r), r["noise"], r["pair"])].append(accuracy(r)[0])

@@ -84,36 +84,56 @@ class Renderer:
             for nd in decision.per_noise:
                 rows: list[tuple[str, float, float, float, bool]] = []
                 for q, e in nd.estimates.items():
-                    for u in e.per_unit:
-                        rows.append((f"{q} · {u.unit[:28]}", u.mean, u.lower, u.upper, False))
+                    for u in e.per_pair:
+                        label = f"{q} · {u.pair[:24]}" + (" (diverged)" if u.diverged else "")
+                        rows.append((label, u.mean, u.lower, u.upper, False))
                         csv_rows.append(
                             {
                                 "arm": arm,
                                 "noise": nd.noise,
                                 "quantity": q,
-                                "unit": u.unit,
+                                "pair": u.pair,
+                                "teacher": u.teacher,
+                                "student": u.student,
                                 "mean": u.mean,
                                 "lower": u.lower,
                                 "upper": u.upper,
+                                "seeds": u.seeds,
                                 "diverged": u.diverged,
+                                "excluded": u.excluded,
+                                "at_chance": u.at_chance,
+                                "p_adjusted": u.p_adjusted,
+                                "failed": u.failed,
                             }
                         )
-                    rows.append((f"{q}: mean over {e.units} units", e.mean, e.lower, e.upper, True))
+                    rows.append((f"{q}: mean over {e.pairs} pairs", e.mean, e.lower, e.upper, True))
                     csv_rows.append(
                         {
                             "arm": arm,
                             "noise": nd.noise,
                             "quantity": q,
-                            "unit": "(pooled)",
+                            "pair": "(pooled)",
+                            "teacher": "",
+                            "student": "",
                             "mean": e.mean,
                             "lower": e.lower,
                             "upper": e.upper,
+                            "seeds": "",
                             "diverged": "",
+                            "excluded": "",
+                            "at_chance": "",
+                            "p_adjusted": e.p_above_adjusted,
+                            "failed": "",
                         }
                     )
                 name = f"{view['id']}-{arm}-{nd.noise}".replace("=", "-").replace("/", "-")
                 title = f"{arm}, {nd.noise}: {nd.outcome}   [{arm_reading(arm)}]"
-                parts.append(self._svg(name, svg.forest_plot(name, title, rows, d.margin)))
+                parts.append(
+                    self._svg(
+                        name,
+                        svg.forest_plot(name, title, rows, d.margin, d.thresholds.failure_margin),
+                    )
+                )
         self._csv(view["id"], csv_rows)
         return "".join(parts)
 
@@ -125,14 +145,15 @@ class Renderer:
                     e.arm,
                     e.noise,
                     f"{e.quantity} vs {e.against}",
-                    e.units,
+                    f"{e.pairs} ({e.teachers} × {e.students})",
                     _pts(e.mean),
                     f"[{_pts(e.lower)}, {_pts(e.upper)}]",
                     _p(e.p_below),
-                    _p(e.p_above_holm),
+                    _p(e.p_above_adjusted),
+                    f"[{_pts(e.predict_low)}, {_pts(e.predict_high)}]",
                 ]
             )
-            csv_rows.append({k: v for k, v in e.__dict__.items() if k != "per_unit"})
+            csv_rows.append({k: v for k, v in e.__dict__.items() if k != "per_pair"})
         self._csv(view["id"], csv_rows)
         incomplete = [
             [
@@ -149,11 +170,12 @@ class Renderer:
                 "arm",
                 "noise",
                 "quantity",
-                "units",
+                "pairs (teachers × students)",
                 "mean (points)",
-                "one-sided bounds",
+                "bounds (lower: rejects; upper: holds)",
                 "p (mean < δ)",
-                "Holm p (mean > δ)",
+                "adjusted p (mean > δ)",
+                "new pair, 95 %",
             ],
             rows,
             3,

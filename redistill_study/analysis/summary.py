@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .exploratory import Comparison, against_fixed, noise_slopes, transfer_regrets
+from .rule import PAIR_SHARE
 from .tables import format_table, summary_rows
 from .verdict import ARM_READINGS, Decision, decide
 
@@ -47,12 +48,15 @@ class StudyReport:
     def verdict_lines(self) -> list[str]:
         d = self.decision
         lines = [f"verdict: {d.text}"]
+        if d.arms:
+            lines.append(
+                "outcomes: " + " · ".join(f"{arm} {a.outcome}" for arm, a in d.arms.items())
+            )
         for note in d.notes:
             lines.append(f"note: {note}")
         for arm, a in d.arms.items():
-            if a.outcome != "inconclusive" or a.units_needed is None:
-                continue
-            lines.append(f"to decide {arm}: {a.would_change}")
+            if a.outcome == "inconclusive":
+                lines.append(f"to decide {arm}: {a.would_change}")
         if self.pending:
             lines.append(f"note: {self.pending} evaluation run(s) not finished yet")
         return lines
@@ -67,12 +71,17 @@ def build_report(results: Any) -> StudyReport:
         results.searches,
         margin=float(study["margin"]),
         alpha=float(study.get("alpha", 0.05)),
+        failure_margin=study.get("failure_margin"),
+        min_pairs=int(study.get("min_pairs", 10)),
+        min_students=int(study.get("min_students", 4)),
+        min_teachers=int(study.get("min_teachers", 4)),
         fixed=fixed,
         searched=study.get("searched"),
         reference=study.get("reference"),
         seeds=study.get("seeds"),
         noises=study.get("noise_order") or (),
         teachers=study.get("teachers"),
+        students=study.get("students"),
     )
     noise_order = study.get("noise_order") or []
     comparisons: list[Comparison] = []
@@ -104,6 +113,23 @@ def build_report(results: Any) -> StudyReport:
     )
 
 
+OUTCOME_CODES = {"inconclusive": 0, "holds": 1, "does not hold": 2}
+
+
+def verdict_metrics(report: StudyReport) -> dict[str, float]:
+    """The verdict as MLflow metrics of the invocation's run: per fixed arm its outcome
+    (0 inconclusive, 1 holds, 2 does not hold), its failing pairs and its largest upper bound."""
+    out: dict[str, float] = {}
+    for arm, a in report.decision.arms.items():
+        out[f"verdict/{arm}/outcome"] = OUTCOME_CODES[a.outcome]
+        out[f"verdict/{arm}/failing_pairs"] = len(a.failing_pairs)
+        uppers = [e.upper for nd in a.per_noise for e in nd.estimates.values()]
+        finite = [u for u in uppers if math.isfinite(u)]
+        if finite:
+            out[f"verdict/{arm}/largest_upper"] = max(finite)
+    return out
+
+
 def report_text(report: StudyReport) -> str:
     s = report.study
     lines = [
@@ -117,36 +143,86 @@ def report_text(report: StudyReport) -> str:
 
 
 def markdown_summary(report: StudyReport) -> str:
-    """The README's block for a study: the table, the verdict, its estimates."""
+    """The README's block for a study: the table, the verdict, its estimates, failing pairs."""
     d = report.decision
+    th = d.thresholds
     out = [
         report.table(markdown=True),
         "",
-        "(test top-1 %, mean ± std over seeds; a run that "
-        "diverged is scored at chance and counted.)",
+        "(test top-1 %, mean ± std over seeds; a diverged run is shown at chance for reading — the "
+        "verdict counts it as a failure of its pair, never as an accuracy; a crashed run is "
+        "missing.)",
         "",
     ]
     out += [f"> {line}" for line in report.verdict_lines()]
-    level = next(iter(d.arms.values())).level if d.arms else d.alpha  # α/K, as every arm's
     out += [
         "",
-        f"| arm | noise | quantity | mean (points) | one-sided {100 * (1 - level):g} % bounds "
-        "| p (mean < δ) | Holm p (mean > δ) | units |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| arm | noise | quantity | mean (points) | lower | upper ({100 * (1 - th.alpha):g} %) "
+        "| adjusted p (mean > δ) | p (mean < δ) | pairs | new pair, 95 % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in d.estimates:
         out.append(
-            f"| {e.arm} | {e.noise} | {e.quantity} vs {e.against} | {100 * e.mean:+.2f} | "
-            f"[{_pts(e.lower)}, {_pts(e.upper)}] | {_p(e.p_below)} | {_p(e.p_above_holm)} | "
-            f"{e.units} |"
+            f"| {e.arm} | {e.noise} | {e.quantity} vs {e.against} | {_pts(e.mean)} | "
+            f"{_pts(e.lower)} | {_pts(e.upper)} | {_p(e.p_above_adjusted)} | {_p(e.p_below)} | "
+            f"{e.pairs} | [{_pts(e.predict_low)}, {_pts(e.predict_high)}] |"
         )
+    failing = failing_pair_rows(d)
+    if failing:
+        out += [
+            "",
+            "| arm | pair | teacher | student | failed under | evidence |",
+            "|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {r['arm']} | {r['pair']} | {r['teacher']} | {r['student']} | "
+            f"{', '.join(r['noises'])} | {r['evidence']} |"
+            for r in failing
+        ]
     out += [
         "",
-        "(each bound at level α/K, K the declared fixed arms: `holds` needs every upper bound "
-        "of an arm below δ; `does not hold` needs a Holm-adjusted p ≤ α, Holm over every arm, "
-        "noise setting and quantity, so a lone bound above δ is not yet a rejection.)",
+        f"(mean over pairs with teachers and students as crossed random effects; `lower` at the "
+        f"level that rejects on its own (α·{1 - PAIR_SHARE:g} over the arm's means, Bonferroni), "
+        "so "
+        f"a lower bound above δ = {100 * th.margin:.2f} is a rejection; `adjusted p`: Holm within "
+        f"that share, on the α scale; `holds` needs every upper bound below δ. A pair fails when "
+        f"the arm diverges in it or its mean is shown above δ_f = {100 * th.failure_margin:.2f} "
+        f"points (pooled within-pair t, Holm within α·{PAIR_SHARE:g}).)",
     ]
     return "\n".join(out)
+
+
+def failing_pair_rows(d: Decision) -> list[dict[str, Any]]:
+    """One row per arm and failing pair: where it failed and how."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for arm, a in d.arms.items():
+        for nd in a.per_noise:
+            for e in nd.estimates.values():
+                for p in e.per_pair:
+                    if not p.failed:
+                        continue
+                    row = rows.setdefault(
+                        (arm, p.pair),
+                        {
+                            "arm": arm,
+                            "pair": p.pair,
+                            "teacher": p.teacher,
+                            "student": p.student,
+                            "noises": [],
+                            "evidence": [],
+                        },
+                    )
+                    if nd.noise not in row["noises"]:
+                        row["noises"].append(nd.noise)
+                    if p.diverged:
+                        what = f"diverged in {p.diverged} of {p.diverged + p.seeds} seeds"
+                    else:
+                        what = f"{e.quantity} {_pts(p.mean)} (adjusted p {_p(p.p_adjusted)})"
+                    if what not in row["evidence"] and len(row["evidence"]) < 2:
+                        row["evidence"].append(what)
+    for row in rows.values():
+        row["evidence"] = "; ".join(row["evidence"])
+    return list(rows.values())
 
 
 def _p(p: float) -> str:

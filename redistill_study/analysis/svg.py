@@ -210,13 +210,17 @@ def forest_plot(
     title: str,
     rows: Sequence[tuple[str, float, float, float, bool]],
     margin: float,
+    failure_margin: float | None = None,
 ) -> str:
     """Estimates with intervals, one row each (label, mean, low, high, pooled?), in points; the
-    shaded band is where a bound must lie for the claim to hold (below the margin δ)."""
+    shaded band is where a bound must lie for the claim to hold (below the margin δ); a second
+    line marks the failure margin δ_f that a pair's lower bound must not cross."""
     row_h, left, right, top = 18, 230, 40, 40
     height = top + row_h * len(rows) + 36
     finite = [v for _, m, lo, hi, _ in rows for v in (m, lo, hi) if math.isfinite(v)]
-    lo_x, hi_x = _padded([*finite, 0.0, margin, -margin])
+    lo_x, hi_x = _padded(
+        [*finite, 0.0, margin, -margin, *([failure_margin] if failure_margin else [])]
+    )
     width = max(640, 7 * len(title) + 16)
     span = (hi_x - lo_x) or 1.0
 
@@ -234,6 +238,13 @@ def forest_plot(
         f'y2="{top + row_h * len(rows)}" class="ref"/>',
         f'<text x="{x(margin) + 3:.1f}" y="{top - 9}" class="tick">δ = {100 * margin:.2f}</text>',
     ]
+    if failure_margin:
+        body += [
+            f'<line x1="{x(failure_margin):.1f}" y1="{top - 6}" x2="{x(failure_margin):.1f}" '
+            f'y2="{top + row_h * len(rows)}" class="ref" stroke-dasharray="2 3"/>',
+            f'<text x="{x(failure_margin) + 3:.1f}" y="{top - 20}" class="tick">'
+            f"δ_f = {100 * failure_margin:.2f}</text>",
+        ]
     for i, (label, mean, low, high, pooled) in enumerate(rows):
         y = top + row_h * i + row_h / 2
         weight = 'font-weight="600"' if pooled else ""

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .records import DIVERGED, FAILED, accuracy, status_of
 from .statistics import t_interval
 
 SEVERITY_KEYS = ("ece", "kl_noisy_clean", "wrong_fraction")
@@ -44,15 +45,20 @@ def summary_rows(
     records: Iterable[Mapping[str, Any]], reference: str | None = "kd"
 ) -> list[dict[str, Any]]:
     """Rows (noise, method, pair): seeds, diverged and failed counts with the first reason,
-    mean ± std and a 95 % t interval of test top-1 (diverged runs at chance), the teacher."""
+    mean ± std and a 95 % t interval of test top-1 (diverged runs read at chance; crashed runs
+    are missing and left out), the teacher."""
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
         groups[(r["noise"], method_label(r), r["pair"])].append(r)
-    means = {k: statistics.fmean(float(r["test/top1"]) for r in v) for k, v in groups.items()}
+
+    def scored(rs: list[Mapping[str, Any]]) -> list[float]:
+        return [accuracy(r)[0] for r in rs if status_of(r) != FAILED]
+
+    means = {k: statistics.fmean(scored(v)) if scored(v) else math.nan for k, v in groups.items()}
     rows = []
     for (noise, method, pair), rs in groups.items():
-        accs = [float(r["test/top1"]) for r in rs]
-        bad = [r for r in rs if r.get("status", "complete") != "complete"]
+        accs = scored(rs)
+        bad = [r for r in rs if status_of(r) != "complete"]
         _, low, high, _ = t_interval(accs)
         ref = means.get((noise, reference, pair)) if reference else None
         teacher = next((r for r in rs if r.get("teacher/noisy_top1") is not None), rs[0])
@@ -61,9 +67,9 @@ def summary_rows(
                 "noise": noise,
                 "method": method,
                 "pair": pair,
-                "n": len(accs),
-                "diverged": sum(r.get("status") == "diverged" for r in rs),
-                "failed": sum(r.get("status") == "failed" for r in rs),
+                "n": len(rs),
+                "diverged": sum(status_of(r) == DIVERGED for r in rs),
+                "failed": sum(status_of(r) == FAILED for r in rs),
                 "first_reason": next((r.get("reason", "") for r in bad if r.get("reason")), ""),
                 "test_top1_mean": means[(noise, method, pair)],
                 "test_top1_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
@@ -72,7 +78,9 @@ def summary_rows(
                 "teacher_noisy_top1": teacher.get("teacher/noisy_top1"),
                 "teacher_clean_top1": teacher.get("teacher/clean_top1"),
                 **{f"teacher_{k}": teacher.get(f"teacher/{k}") for k in SEVERITY_KEYS},
-                "delta_vs_reference": None if ref is None else means[(noise, method, pair)] - ref,
+                "delta_vs_reference": None
+                if ref is None or math.isnan(ref)
+                else means[(noise, method, pair)] - ref,
             }
         )
     rows.sort(key=lambda r: (r["noise"] != "none", r["noise"], r["method"], r["pair"]))
@@ -80,13 +88,18 @@ def summary_rows(
 
 
 def cell_text(row: Mapping[str, Any]) -> str:
-    """``97.96 ± 0.16``, with ``(k of n diverged)`` when runs were scored at chance."""
-    text = f"{100 * row['test_top1_mean']:.2f} ± {100 * row['test_top1_std']:.2f}"
-    bad = row["diverged"] + row["failed"]
-    if bad:
-        word = "diverged" if row["diverged"] and not row["failed"] else "failed"
-        text += f" ({bad} of {row['n']} {word})"
-    return text
+    """``97.96 ± 0.16``, with ``(k of n diverged, at chance)`` when runs are read at chance and
+    ``(k of n crashed, missing)`` when runs are left out."""
+    if math.isnan(row["test_top1_mean"]):
+        text = "—"
+    else:
+        text = f"{100 * row['test_top1_mean']:.2f} ± {100 * row['test_top1_std']:.2f}"
+    notes = []
+    if row["diverged"]:
+        notes.append(f"{row['diverged']} of {row['n']} diverged, at chance")
+    if row["failed"]:
+        notes.append(f"{row['failed']} of {row['n']} crashed, missing")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def format_table(

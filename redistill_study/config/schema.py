@@ -250,6 +250,20 @@ class VerdictConfig(Strict):
         'tuned; "none": no tuning verdict)',
     )
     reference: str | None = Field(None, description="the reference arm (null: kd, where present)")
+    failure_margin: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="δ_f: a pair whose regret or deficit is shown above it refutes the claim "
+        "(null: 3 × margin)",
+    )
+    min_pairs: int = Field(10, ge=1, description="the fewest pairs with which a claim may hold")
+    min_students: int = Field(
+        4, ge=1, description="the fewest distinct students with which a claim may hold"
+    )
+    min_teachers: int = Field(
+        4, ge=1, description="the fewest distinct teachers with which a claim may hold"
+    )
 
 
 class StudyConfig(Strict):

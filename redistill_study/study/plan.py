@@ -205,8 +205,22 @@ class Plan:
             label += "~renorm"
         return f"{label}#{self.teacher_seed(pair)}"
 
+    def student_label(self, pair: PairConfig) -> str:
+        """The student's identity: model and arguments (its seeds are the evaluation seeds)."""
+        s = pair.student
+        if not s.args:
+            return s.model
+        return s.model + json.dumps(s.args, sort_keys=True, separators=(",", ":"))
+
     def units_of_generalisation(self) -> int:
         return len({self.teacher_label(p) for p in self.config.pairs})
+
+    def distinct_students(self) -> int:
+        return len({self.student_label(p) for p in self.config.pairs})
+
+    @property
+    def failure_margin(self) -> float:
+        return self.config.verdict.failure_margin or 3 * self.margin
 
     def protocol(self) -> dict[str, Any]:
         """What may not change once the study has started (checked on every resume)."""
@@ -217,6 +231,10 @@ class Plan:
                 "margin": self.margin,
                 "alpha": self.config.verdict.alpha,
                 **self.arms.as_dict(),
+                "failure_margin": self.failure_margin,
+                "min_pairs": self.config.verdict.min_pairs,
+                "min_students": self.config.verdict.min_students,
+                "min_teachers": self.config.verdict.min_teachers,
             },
         }
 

@@ -14,6 +14,10 @@ from .plan import Plan
 from .queue import create_named_study
 
 PROTOCOL_KEY = "protocol"
+# Declared keys that studies started by earlier versions did not record.
+ADDED_LATER = frozenset(
+    {"verdict.failure_margin", "verdict.min_pairs", "verdict.min_students", "verdict.min_teachers"}
+)
 
 
 def protocol_study_name(plan: Plan) -> str:
@@ -30,8 +34,11 @@ def lock_protocol(storage: BaseStorage, plan: Plan, source: str) -> dict[str, An
         storage.set_study_user_attr(study_id, PROTOCOL_KEY, json.dumps(wanted, sort_keys=True))
         stored = storage.get_study_user_attrs(study_id)[PROTOCOL_KEY]  # a racing worker's wins
     recorded = json.loads(stored)
+    flat = _flatten(recorded)
     for key, value in _flatten(wanted).items():
-        before = _flatten(recorded).get(key)
+        if key not in flat and key in ADDED_LATER:
+            continue  # a study started before the key existed: it keeps the rule it had
+        before = flat.get(key)
         if before != value:
             raise UserError(
                 f"{source}: {key}: {value!r} differs from {before!r}, declared when this study "

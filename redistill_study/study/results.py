@@ -65,6 +65,7 @@ def study_summary(plan: Plan) -> dict[str, Any]:
         "classes": dataset_info(c.dataset.name).num_classes,
         "pairs": [p.label for p in c.pairs],
         "teachers": {p.label: plan.teacher_label(p) for p in c.pairs},
+        "students": {p.label: plan.student_label(p) for p in c.pairs},
         "units": plan.units_of_generalisation(),
         "noise_order": plan.noise_labels,
         "methods": [m.name for m in plan.methods],
@@ -73,6 +74,10 @@ def study_summary(plan: Plan) -> dict[str, Any]:
         "tuning_seed": plan.tuning_seed,
         "margin": plan.margin,
         "alpha": c.verdict.alpha,
+        "failure_margin": plan.failure_margin,
+        "min_pairs": c.verdict.min_pairs,
+        "min_students": c.verdict.min_students,
+        "min_teachers": c.verdict.min_teachers,
         **plan.arms.as_dict(),
     }
 
@@ -82,7 +87,7 @@ def _unit_fields(plan: Plan, unit: Unit) -> dict[str, Any]:
     return {
         "pair": cell.pair.label,
         "teacher": plan.teacher_label(cell.pair),
-        "student": cell.pair.student.model,
+        "student": plan.student_label(cell.pair),
         "noise": cell.noise.label,
         "noise.kind": cell.noise.kind,
         "noise.level": cell.noise.level,

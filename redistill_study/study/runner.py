@@ -213,6 +213,10 @@ class StudyRunner:
             "verdict.fixed": ",".join(plan.arms.fixed) or "none",
             "verdict.searched": plan.arms.searched or "none",
             "verdict.reference": plan.arms.reference or "none",
+            "verdict.failure_margin": plan.failure_margin,
+            "verdict.min_pairs": c.verdict.min_pairs,
+            "verdict.min_students": c.verdict.min_students,
+            "verdict.min_teachers": c.verdict.min_teachers,
             "optuna_storage": redact_url(self.options.resolved_storage()),
             "config_path": str(self.options.config_path),
         }

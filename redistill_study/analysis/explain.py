@@ -1,0 +1,232 @@
+"""The verdict in words: the criterion, and for each arm the evidence that decided it or what
+would decide it. Reads a decision; decides nothing."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from .evidence import Layout
+from .rule import PAIR_SHARE
+from .statistics import units_needed
+
+if TYPE_CHECKING:
+    from .verdict import ArmDecision, Decision, Estimate, PairValue
+
+HOLDS, FAILS, OPEN = "holds", "does not hold", "inconclusive"
+
+
+def pts(x: float) -> str:
+    """A fraction of accuracy as signed points."""
+    if math.isnan(x):
+        return "—"
+    return f"{100 * x:+.2f}" if math.isfinite(x) else ("+∞" if x > 0 else "−∞")
+
+
+def unit_kind(layout: Layout) -> str:
+    t, s = len(set(layout.teachers)), len(set(layout.students))
+    return f"{len(layout.pairs)} pairs ({t} teachers × {s} students)"
+
+
+def criterion(decision: Decision) -> str:
+    th = decision.thresholds
+    arms = ", then ".join(decision.fixed) or "no fixed arm"
+    return (
+        f"Each fixed arm ({arms}: fixed-sequence, each at α = {th.alpha:g}) is compared with "
+        f"{decision.searched or 'no searched arm'} tuned per pair (regret) and "
+        f"{decision.reference or 'no reference'} (deficit), in test top-1 with seeds as paired "
+        f"replicates (a divergence refutes an arm outside the sequence). "
+        f"It does not hold if it diverges in a pair where the comparator trained, if "
+        f"a pair's mean regret or deficit exceeds δ_f = {100 * th.failure_margin:.2f} points "
+        f"(pooled within-pair t tests, Holm within α·{PAIR_SHARE:g}), or if a mean over pairs "
+        f"exceeds δ = {100 * th.margin:.2f} points (Holm within α·{1 - PAIR_SHARE:g}); the mean's "
+        f"uncertainty treats teachers and students as crossed random effects. It holds only if "
+        f"none of that happens, it never diverged, no cell is incomplete, every one-sided "
+        f"{100 * (1 - th.alpha):g} % upper bound of a mean is below δ, and the study has at "
+        f"least {th.min_pairs} pairs, {th.min_students} students and {th.min_teachers} "
+        f"teachers; otherwise it is inconclusive."
+    )
+
+
+def _settings(noises: list[str]) -> str:
+    noises = list(dict.fromkeys(noises))
+    return noises[0] if len(noises) == 1 else ", ".join(noises[:-1]) + " and " + noises[-1]
+
+
+def _diverged(decision: Decision, a: ArmDecision, seeds: int) -> str | None:
+    rows = [(nd.noise, e) for nd in a.per_noise for e in nd.estimates.values()]
+    hit = [(noise, e, p) for noise, e in rows for p in e.per_pair if p.diverged]
+    if not hit:
+        return None
+    pairs = sorted({p.pair for _, _, p in hit})
+    every = all(p.diverged == seeds for _, _, p in hit)
+    worst = max(hit, key=lambda h: h[2].at_chance if not math.isnan(h[2].at_chance) else -1)
+    return (
+        f"diverged in {len(pairs)} of {a.pairs} pairs ({'all seeds' if every else 'some seeds'}) "
+        f"under {_settings([n for n, _, _ in hit])}; per-pair {worst[1].quantity} read at chance "
+        f"{pts(worst[2].at_chance)} points"
+    )
+
+
+def _pair_failures(decision: Decision, a: ArmDecision) -> str | None:
+    th = decision.thresholds
+    hit: list[tuple[str, Estimate, PairValue]] = [
+        (nd.noise, e, p)
+        for nd in a.per_noise
+        for e in nd.estimates.values()
+        for p in e.per_pair
+        if p.failed and not p.diverged
+    ]
+    if not hit:
+        return None
+    noise, e, p = max(hit, key=lambda h: h[2].mean)
+    pairs = sorted({h[2].pair for h in hit})
+    return (
+        f"{len(pairs)} pair(s) above δ_f = {100 * th.failure_margin:.2f} points (e.g. {p.pair}: "
+        f"{e.quantity} {pts(p.mean)} points under {noise}, adjusted p {p.p_adjusted:.3g})"
+    )
+
+
+def _mean_failure(decision: Decision, a: ArmDecision) -> str | None:
+    hit = [
+        e
+        for nd in a.per_noise
+        for e in nd.estimates.values()
+        if e.p_above_adjusted <= decision.thresholds.alpha
+    ]
+    if not hit:
+        return None
+    e = min(hit, key=lambda e: e.p_above_adjusted)
+    return (
+        f"mean {e.quantity} under {e.noise} {pts(e.mean)} points, lower bound {pts(e.lower)} > "
+        f"δ (adjusted p {e.p_above_adjusted:.3g}, {e.pairs} pairs)"
+    )
+
+
+def _holds(decision: Decision, a: ArmDecision) -> str:
+    estimates = [e for nd in a.per_noise for e in nd.estimates.values()]
+    worst = max(estimates, key=lambda e: e.upper)
+    regrets = [e for e in estimates if e.quantity == "regret"] or estimates
+    widest = max(regrets, key=lambda e: e.predict_high)
+    return (
+        f"every upper bound is below δ = {100 * decision.margin:.2f} points (largest "
+        f"{pts(worst.upper)}: {worst.quantity} under {worst.noise}); 0 of {a.pairs} pairs failed "
+        f"(share of failing pairs ≤ {100 * a.failing_share_upper:.0f} %, Clopper–Pearson); a new "
+        f"pair's {widest.quantity} under {widest.noise}: [{pts(widest.predict_low)}, "
+        f"{pts(widest.predict_high)}] points (95 % prediction); {unit_kind(decision.layout)}"
+    )
+
+
+def _open(decision: Decision, a: ArmDecision) -> tuple[str, str, int | None]:
+    """Why it is open, and what would decide it (toward each side)."""
+    th = decision.thresholds
+    estimates = [e for nd in a.per_noise for e in nd.estimates.values()]
+    if a.own != OPEN:
+        first = decision.fixed[0]
+        return (
+            f"not decided: {first} was not found to {'hold' if a.own == HOLDS else 'fail'} "
+            f"first (fixed-sequence); on its own evidence this arm {a.own}",
+            f"{first} being decided the same way",
+            None,
+        )
+    blockers = []
+    if decision.searched is None:
+        blockers.append("no searched arm, so no tuning verdict")
+    if decision.reference is None:
+        blockers.append("no reference arm")
+    if estimates:
+        fewest = min(estimates, key=lambda e: (e.pairs, e.students, e.teachers))
+        if (
+            fewest.pairs < th.min_pairs
+            or fewest.students < th.min_students
+            or fewest.teachers < th.min_teachers
+        ):
+            blockers.append(
+                f"needs ≥ {th.min_pairs} pairs, ≥ {th.min_students} students and ≥ "
+                f"{th.min_teachers} teachers (has {fewest.pairs}, {fewest.students}, "
+                f"{fewest.teachers})"
+            )
+        worst = max(estimates, key=lambda e: e.upper)
+        if not worst.upper < th.margin:
+            blockers.append(
+                f"largest upper bound {pts(worst.upper)} points ({worst.quantity} under "
+                f"{worst.noise}) is not below δ = {100 * th.margin:.2f}"
+            )
+    if any(p.excluded for e in estimates for p in e.per_pair) and a.outcome == OPEN:
+        blockers.append("seeds left out where the comparator diverged")
+    if decision.incomplete:
+        blockers.append(f"{len(decision.incomplete)} incomplete cell(s)")
+    pairs = [(e, p) for e in estimates for p in e.per_pair if not math.isnan(p.mean)]
+    toward_fail = ""
+    needed = None
+    if pairs:
+        e, p = max(pairs, key=lambda ep: ep[1].mean)
+        toward_fail = (
+            f"a pair shown above δ_f = {100 * th.failure_margin:.2f} (largest: {p.pair}, "
+            f"{e.quantity} {pts(p.mean)} under {e.noise}, adjusted p {p.p_adjusted:.3g})"
+        )
+        above = [e for e in estimates if e.mean > th.margin and e.pairs >= 2]
+        if above:
+            e = max(above, key=lambda e: e.mean - th.margin)
+            level = th.alpha * (1 - PAIR_SHARE) / max(len(estimates), 1)
+            needed = units_needed(e.mean - th.margin, e.se * math.sqrt(e.pairs), level)
+            if needed is not None:
+                toward_fail += f", or about {needed} pairs at the observed mean {e.quantity}"
+    why = "; ".join(blockers) or "no decisive evidence either way"
+    change = f"toward 'holds': {why}"
+    if toward_fail:
+        change += f"; toward 'does not hold': {toward_fail}"
+
+    return why, change, needed
+
+
+def explain(
+    decision: Decision, searched: str | None, reference: str | None, failed_runs: int
+) -> None:
+    """Fill in the decision's words: each arm's summary, the text and the notes."""
+    seeds = len(decision.seeds)
+    for a in decision.arms.values():
+        if a.outcome == FAILS:
+            parts = [
+                _diverged(decision, a, seeds),
+                _pair_failures(decision, a),
+                _mean_failure(decision, a),
+            ]
+            a.summary = "; ".join(x for x in parts if x)
+            a.would_change = "nothing in this study: the evidence is observed"
+
+        elif a.outcome == HOLDS:
+            a.summary = _holds(decision, a)
+            a.would_change = "a pair above δ_f, a divergence, or an upper bound reaching δ"
+        else:
+            a.summary, a.would_change, a.units_needed = _open(decision, a)
+    primary = decision.primary
+    if primary is None or primary not in decision.arms:
+        decision.text = f"No verdict yet: {primary or 'no fixed arm'} has no evaluation runs."
+    else:
+        first = decision.arms[primary]
+        parts = [f"{first.outcome.upper()} for {primary}: {first.summary}"]
+        parts += [
+            f"{arm}: {d.outcome} ({d.summary})"
+            for arm, d in decision.arms.items()
+            if arm != primary
+        ]
+        decision.text = "; ".join(parts)
+        if decision.incomplete:
+            decision.text += f" [{len(decision.incomplete)} incomplete cell(s)]"
+    if searched is not None and decision.searched is None:
+        decision.notes.append(f"no tuning verdict: {searched!r} has no evaluation runs")
+    elif searched is None:
+        decision.notes.append("no tuning verdict: the study has no searched arm")
+    if reference is not None and decision.reference is None:
+        decision.notes.append(f"no deficit: the reference arm {reference!r} has no evaluation runs")
+    if failed_runs:
+        decision.notes.append(
+            f"{failed_runs} evaluation run(s) crashed: missing data, their cells incomplete"
+        )
+    if decision.excluded:
+        seeds_out = sum(len(x["seeds"]) for x in decision.excluded)
+        decision.notes.append(
+            f"{seeds_out} seed(s) left out of comparisons because the comparator diverged"
+        )
+    decision.criterion = criterion(decision)
