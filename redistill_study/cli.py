@@ -290,9 +290,9 @@ def cmd_design(args: argparse.Namespace) -> int:
         f"world ({source}): {world_text(world)}\n"
         f"P(holds) when the claim is exactly true: {report['power']:.3f}\n"
         f"P(holds) with the mean regret at the margin (size, ≤ α): {report['size']:.3f}\n"
-        f"P(does not hold) when {report['failing_at_eighth']} of {design.pairs} pairs fail "
+        f"P(does not hold) when {_of(report['failing_at_eighth'], design.pairs)} "
         f"(π = 1/8): {report['fails_at_eighth']:.3f}\n"
-        f"P(does not hold) when {report['failing_at_half']} of {design.pairs} pairs fail "
+        f"P(does not hold) when {_of(report['failing_at_half'], design.pairs)} "
         f"(π = 1/2): {report['fails_at_half']:.3f}\n"
         "for 80 % power when the claim is true: "
         + (
@@ -303,6 +303,10 @@ def cmd_design(args: argparse.Namespace) -> int:
         + f"\n({report['sims']} simulated studies per figure, through the verdict's own rule)"
     )
     return 0
+
+
+def _of(failing: int, pairs: int) -> str:
+    return f"{failing} of {pairs} pairs {'fails' if failing == 1 else 'fail'}"
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
