@@ -156,7 +156,8 @@ def test_the_readme_block_carries_every_estimate_and_the_failing_pairs() -> None
     # Pair D's diverged seed refutes redistill: it is named, with how it failed.
     failing = [r for r in rows if r not in head]
     assert failing == [
-        "| redistill | D | t-D | D | none, confident_wrong=0.3 | diverged in 1 of 3 seeds |"
+        "| redistill | D | t-D | D | none, confident_wrong=0.3 | diverged in 1 of 3 seeds under "
+        "none; diverged in 1 of 3 seeds under confident_wrong=0.3 |"
     ]
     assert report.decision.outcome == "does not hold"
     assert "so a lower bound above δ = 1.00 is a rejection" in block

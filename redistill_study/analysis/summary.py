@@ -218,8 +218,9 @@ def failing_pair_rows(d: Decision) -> list[dict[str, Any]]:
                         what = f"diverged in {p.diverged} of {p.diverged + p.seeds} seeds"
                     else:
                         what = f"{e.quantity} {_pts(p.mean)} (adjusted p {_p(p.p_adjusted)})"
-                    if what not in row["evidence"] and len(row["evidence"]) < 2:
-                        row["evidence"].append(what)
+                    what += f" under {nd.noise}"
+                    if not any(w.endswith(f"under {nd.noise}") for w in row["evidence"]):
+                        row["evidence"].append(what)  # the first evidence of each setting
     for row in rows.values():
         row["evidence"] = "; ".join(row["evidence"])
     return list(rows.values())
