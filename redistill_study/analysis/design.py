@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from .rule import FAILS, HOLDS, OPEN, Thresholds, apply_rule
+from .rule import OUTCOMES, Thresholds, apply_rule
 from .statistics import crossed_mean
 
 DIVERGE = math.inf
-CODES = {OPEN: "inconclusive", HOLDS: "holds", FAILS: "does not hold"}
 
 
 @dataclass(frozen=True)
@@ -148,7 +147,7 @@ def simulate(
         design.thresholds,
     )
     outcome = result.outcome[:, 0]
-    return {CODES[c]: float(np.mean(outcome == c)) for c in CODES}
+    return {name: float(np.mean(outcome == c)) for c, name in OUTCOMES.items()}
 
 
 def failing_pairs(share: float, pairs: int) -> int:

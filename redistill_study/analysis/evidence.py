@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .records import COMPLETE, DIVERGED, EVALUATION_PHASES, FAILED, accuracy, status_of
+from .records import DIVERGED, EVALUATION_PHASES, FAILED, accuracy, status_of
 
 QUANTITIES = ("regret", "deficit")
 Run = tuple[str, float]  # (status, accuracy for reading)
@@ -185,7 +185,3 @@ def gather(
         excluded=excluded,
         failed_runs=index.failed,
     )
-
-
-def complete_status(record: Mapping[str, Any]) -> bool:
-    return status_of(record) == COMPLETE

@@ -11,7 +11,8 @@ from .rule import PAIR_SHARE
 from .statistics import units_needed
 
 if TYPE_CHECKING:
-    from .verdict import ArmDecision, Decision, Estimate, PairValue
+    from .estimates import ArmDecision, Estimate, PairValue
+    from .verdict import Decision
 
 HOLDS, FAILS, OPEN = "holds", "does not hold", "inconclusive"
 

@@ -26,6 +26,7 @@ import numpy as np
 from .statistics import CrossedMean, PairTests, crossed_mean, holm_adjusted, pair_tests, t_tests
 
 OPEN, HOLDS, FAILS = 0, 1, 2
+OUTCOMES = {OPEN: "inconclusive", HOLDS: "holds", FAILS: "does not hold"}
 PAIR_SHARE = 0.5  # of α, for the per-pair tests; the mean tests take the rest
 
 

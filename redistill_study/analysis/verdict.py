@@ -28,94 +28,32 @@ other pairs do; the mean over pairs is bounded with teachers *and* students as r
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from . import explain
-from .evidence import QUANTITIES, Evidence, Layout, RunIndex, gather
-from .rule import FAILS, HOLDS, OPEN, PAIR_SHARE, RuleResult, Thresholds, apply_rule
-from .statistics import clopper_pearson_upper, t_quantile
+from .estimates import ArmDecision, Estimate, NoiseDecision, PairValue, arm_decision
+from .evidence import Evidence, Layout, RunIndex, gather
+from .rule import FAILS, HOLDS, OPEN, OUTCOMES, RuleResult, Thresholds, apply_rule
 
 DEFAULT_FIXED = ("redistill", "redistill_student_first")
 DEFAULT_SEARCHED = "redistill_tuned"
 DEFAULT_REFERENCE = "kd"
-CODES = {OPEN: "inconclusive", HOLDS: "holds", FAILS: "does not hold"}
-OUTCOME_HOLDS, OUTCOME_FAILS, OUTCOME_OPEN = CODES[HOLDS], CODES[FAILS], CODES[OPEN]
+OUTCOME_HOLDS, OUTCOME_FAILS, OUTCOME_OPEN = OUTCOMES[HOLDS], OUTCOMES[FAILS], OUTCOMES[OPEN]
+__all__ = [
+    "ArmDecision",
+    "Decision",
+    "Estimate",
+    "NoiseDecision",
+    "PairValue",
+    "decide",
+    "estimate",
+]
 ARM_READINGS = {
     "redistill": "λ = 2/3, teacher first: D_{2/3}(p‖q)",
     "redistill_student_first": "λ = 2/3, student first: D_{2/3}(q‖p) = D_{−5/3}(p‖q)",
 }
-
-
-@dataclass
-class PairValue:
-    """One pair's seed-paired mean difference, with the interval its own test uses."""
-
-    pair: str
-    teacher: str
-    student: str
-    mean: float  # over the seeds both arms trained (NaN: none)
-    lower: float
-    upper: float
-    seeds: int
-    diverged: int  # seeds where the fixed arm diverged and the comparator trained
-    excluded: int  # seeds left out: the comparator diverged
-    at_chance: float  # the mean with divergences read at chance, for reading only
-    p_adjusted: float  # Holm, on the α scale
-    failed: bool
-
-
-@dataclass
-class Estimate:
-    """Mean regret or deficit of one fixed arm in one noise setting, across pairs."""
-
-    arm: str
-    quantity: str
-    against: str
-    noise: str
-    pairs: int
-    teachers: int
-    students: int
-    df: float
-    mean: float
-    se: float
-    lower: float  # at the level that rejects on its own (α·share / family), so L > δ ⇒ reject
-    upper: float  # one-sided (1 − α): "holds" needs it below δ
-    p_below: float
-    p_above_adjusted: float
-    predict_low: float  # 95 % prediction interval for a new pair
-    predict_high: float
-    per_pair: list[PairValue] = field(default_factory=list)
-
-    @property
-    def units(self) -> int:
-        return self.pairs
-
-
-@dataclass
-class NoiseDecision:
-    noise: str
-    outcome: str  # this setting's evidence alone
-    estimates: dict[str, Estimate]
-
-
-@dataclass
-class ArmDecision:
-    arm: str
-    outcome: str
-    own: str  # on its own evidence, before gatekeeping
-    level: float
-    per_noise: list[NoiseDecision]
-    failing_pairs: list[str]
-    pairs: int
-    failing_share_upper: float  # one-sided (1 − α) Clopper–Pearson bound
-    summary: str = ""
-    would_change: str = ""
-    units_needed: int | None = None
 
 
 @dataclass
@@ -259,7 +197,7 @@ def decide(
         students=students,
     )
     arms = {
-        arm: _arm_decision(evidence, result, th, a)
+        arm: arm_decision(evidence, result, th, a)
         for a, arm in enumerate(evidence.arms)
         if evidence.present[a]
     }
@@ -284,103 +222,3 @@ def decide(
     )
     explain.explain(decision, searched, reference, evidence.failed_runs)
     return decision
-
-
-def _arm_decision(evidence: Evidence, result: RuleResult, th: Thresholds, a: int) -> ArmDecision:
-    layout = evidence.layout
-    family = max(int(np.isfinite(result.pairs.p_above[0, a]).sum()), 1)
-    pair_q = t_quantile(th.alpha * PAIR_SHARE / family, result.pairs.df[0, a])
-    mean_family = max(int(np.isfinite(result.p_above_adj[0, a]).sum()), 1)
-    mean_q = t_quantile(th.alpha * (1 - PAIR_SHARE) / mean_family, result.means.df[0, a])
-    upper_q = t_quantile(th.alpha, result.means.df[0, a])
-    predict_q = t_quantile(0.025, result.means.df[0, a])
-    per_noise = []
-    for n, noise in enumerate(evidence.noises):
-        estimates: dict[str, Estimate] = {}
-        for q, quantity in enumerate(QUANTITIES):
-            against = evidence.against[q]
-            if against is None:
-                continue
-            m = result.means
-            mean, se = float(m.mean[0, a, n, q]), float(m.se[0, a, n, q])
-            half_spread = math.sqrt(float(m.spread[0, a, n, q]) ** 2 + se**2)
-            pt = result.pairs
-            rows = []
-            for p, pair in enumerate(layout.pairs):
-                seeds = int(pt.n[0, a, n, q, p])
-                diverged = int(evidence.fixed_diverged[0, a, n, q, p].sum())
-                if not seeds and not diverged:
-                    continue
-                half = float(pair_q[n, q] * pt.sd[0, a, n, q] / math.sqrt(max(seeds, 1)))
-                value = float(pt.mean[0, a, n, q, p])
-                rows.append(
-                    PairValue(
-                        pair=pair,
-                        teacher=layout.teachers[p],
-                        student=layout.students[p],
-                        mean=value,
-                        lower=value - half if seeds else math.nan,
-                        upper=value + half if seeds else math.nan,
-                        seeds=seeds,
-                        diverged=diverged,
-                        excluded=_excluded(evidence, a, noise, quantity, pair),
-                        at_chance=float(evidence.read_at_chance[0, a, n, q, p]),
-                        p_adjusted=float(result.pair_p_adj[0, a, n, q, p]),
-                        failed=bool(result.pair_failed[0, a, n, q, p]),
-                    )
-                )
-            estimates[quantity] = Estimate(
-                arm=evidence.arms[a],
-                quantity=quantity,
-                against=against,
-                noise=noise,
-                pairs=int(m.n[0, a, n, q]),
-                teachers=int(m.teachers[0, a, n, q]),
-                students=int(m.students[0, a, n, q]),
-                df=float(m.df[0, a, n, q]),
-                mean=mean,
-                se=se,
-                lower=mean - float(mean_q[n, q]) * se,
-                upper=mean + float(upper_q[n, q]) * se,
-                p_below=float(result.p_below[0, a, n, q]),
-                p_above_adjusted=float(result.p_above_adj[0, a, n, q]),
-                predict_low=mean - float(predict_q[n, q]) * half_spread,
-                predict_high=mean + float(predict_q[n, q]) * half_spread,
-                per_pair=rows,
-            )
-        per_noise.append(NoiseDecision(noise, _noise_outcome(estimates, th), estimates))
-    failing = sorted(
-        {layout.pairs[p] for p in np.argwhere(result.pair_failed[0, a].any((0, 1))).ravel()}
-    )
-    seen = (result.pairs.n[0, a] > 0) | result.pair_diverged[0, a]
-    total = int(seen.any((0, 1)).sum())
-    return ArmDecision(
-        arm=evidence.arms[a],
-        outcome=CODES[int(result.outcome[0, a])],
-        own=CODES[int(result.own[0, a])],
-        level=th.alpha,
-        per_noise=per_noise,
-        failing_pairs=failing,
-        pairs=total,
-        failing_share_upper=clopper_pearson_upper(len(failing), total, th.alpha),
-    )
-
-
-def _excluded(evidence: Evidence, a: int, noise: str, quantity: str, pair: str) -> int:
-    arm = evidence.arms[a]
-    return sum(
-        len(x["seeds"])
-        for x in evidence.excluded
-        if (x["arm"], x["noise"], x["quantity"], x["pair"]) == (arm, noise, quantity, pair)
-    )
-
-
-def _noise_outcome(estimates: dict[str, Estimate], th: Thresholds) -> str:
-    """One noise setting's evidence alone, for the dashboard's titles."""
-    if any(p.failed for e in estimates.values() for p in e.per_pair) or any(
-        e.p_above_adjusted <= th.alpha for e in estimates.values()
-    ):
-        return OUTCOME_FAILS
-    if estimates and all(e.upper < th.margin for e in estimates.values()):
-        return OUTCOME_HOLDS
-    return OUTCOME_OPEN
