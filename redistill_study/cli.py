@@ -47,8 +47,8 @@ def _summarise(results: Any, output: Path, config: Any) -> tuple[Any, dict[str, 
 
     report = build_report(results)
     meta = (
-        f"study {config.name} · {config.dataset.name} · {len(config.pairs)} pairs · "
-        f"{report.study.get('units')} units · {config.seeds} seeds"
+        f"study {config.name} · {config.dataset.name} · {report.decision.unit_kind} · "
+        f"{config.seeds} seeds"
     )
     return report, write_outputs(report, output, meta)
 
@@ -318,9 +318,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     plan = build_plan(config)
     slots = sum(len(plan.slots(u)) for u in plan.all_units())
     print(
-        f"{path}: ok — {len(config.pairs)} pair(s) ({plan.units_of_generalisation()} distinct "
-        f"teachers), {len(plan.cells)} cell(s), {len(config.methods)} method(s), up to {slots} "
-        "trials"
+        f"{path}: ok — {len(config.pairs)} pair(s) ({plan.units_of_generalisation()} "
+        f"teachers × {plan.distinct_students()} students), {len(plan.cells)} cell(s), "
+        f"{len(config.methods)} method(s), up to {slots} trials"
     )
     return 0
 

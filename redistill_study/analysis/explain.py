@@ -194,7 +194,10 @@ def explain(
                 _mean_failure(decision, a),
             ]
             a.summary = "; ".join(x for x in parts if x)
-            a.would_change = "nothing in this study: the evidence is observed"
+            a.would_change = (
+                "not more runs of this study (its failing pairs are observed); the same pairs "
+                "under another recipe would be another question"
+            )
 
         elif a.outcome == HOLDS:
             a.summary = _holds(decision, a)

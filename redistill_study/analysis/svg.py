@@ -217,10 +217,16 @@ def forest_plot(
     line marks the failure margin δ_f that a pair's lower bound must not cross."""
     row_h, left, right, top = 18, 230, 40, 40
     height = top + row_h * len(rows) + 36
-    finite = [v for _, m, lo, hi, _ in rows for v in (m, lo, hi) if math.isfinite(v)]
-    lo_x, hi_x = _padded(
-        [*finite, 0.0, margin, -margin, *([failure_margin] if failure_margin else [])]
-    )
+    # The scale follows the pairs and the pooled means; a pooled bound beyond them (one degree
+    # of freedom makes them vast) runs to the edge, as an infinite one does.
+    finite = [
+        v
+        for _, m, lo, hi, pooled in rows
+        for v in ((m,) if pooled else (m, lo, hi))
+        if math.isfinite(v)
+    ]
+    marks = [0.0, margin, -margin, *([failure_margin] if failure_margin else [])]
+    lo_x, hi_x = _padded([*finite, *marks])
     width = max(640, 7 * len(title) + 16)
     span = (hi_x - lo_x) or 1.0
 
