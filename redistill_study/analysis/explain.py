@@ -188,17 +188,16 @@ def explain(
     seeds = len(decision.seeds)
     for a in decision.arms.values():
         if a.outcome == FAILS:
-            parts = [
+            evidence = [
                 _diverged(decision, a, seeds),
                 _pair_failures(decision, a),
                 _mean_failure(decision, a),
             ]
-            a.summary = "; ".join(x for x in parts if x)
+            a.summary = "; ".join(x for x in evidence if x)
             a.would_change = (
                 "not more runs of this study (its failing pairs are observed); the same pairs "
                 "under another recipe would be another question"
             )
-
         elif a.outcome == HOLDS:
             a.summary = _holds(decision, a)
             a.would_change = "a pair above δ_f, a divergence, or an upper bound reaching δ"

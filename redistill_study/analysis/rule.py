@@ -91,7 +91,7 @@ def apply_rule(
     pairs = pair_tests(diffs, th.failure_margin)
     pair_p_adj = holm_on_alpha_scale(pairs.p_above, 3, PAIR_SHARE)
     pair_rejected = np.where(np.isnan(pair_p_adj), False, pair_p_adj <= th.alpha)
-    pair_diverged = fixed_diverged.any(-1)
+    pair_diverged: np.ndarray = np.asarray(fixed_diverged.any(-1))
     pair_failed = pair_rejected | pair_diverged
 
     means = crossed_mean(pairs.mean, teacher_of, student_of)
@@ -100,7 +100,7 @@ def apply_rule(
     p_above_adj = holm_on_alpha_scale(p_above, 2, 1 - PAIR_SHARE)
     mean_rejected = np.where(np.isnan(p_above_adj), False, p_above_adj <= th.alpha)
 
-    fails = pair_failed.any((-1, -2, -3)) | mean_rejected.any((-1, -2))
+    fails = np.asarray(pair_failed.any(axis=(-1, -2, -3)) | mean_rejected.any(axis=(-1, -2)))
     bounded = np.where(np.isnan(means.mean), False, p_below < th.alpha).all((-1, -2))
     counts = np.stack([means.n, means.students, means.teachers], -1).min((-2, -3))
     enough = (
@@ -108,7 +108,7 @@ def apply_rule(
         & (counts[..., 1] >= th.min_students)
         & (counts[..., 2] >= th.min_teachers)
     )
-    clean = ~(pair_diverged.any((-1, -2, -3)))
+    clean = ~pair_diverged.any(axis=(-1, -2, -3))
     if diverged_anywhere is not None:
         clean &= ~np.asarray(diverged_anywhere, dtype=bool)
     if incomplete is not None:
@@ -118,7 +118,7 @@ def apply_rule(
     # Fixed sequence: a test spends α only after the arms before it were decided the same way.
     # A divergence is observed, not inferred (under a true claim it cannot happen), so it
     # refutes an arm whatever came before.
-    diverged = pair_diverged.any((-1, -2, -3))
+    diverged: np.ndarray = np.asarray(pair_diverged.any(axis=(-1, -2, -3)))
     outcome = own.copy()
     for a in range(1, arms):
         gate_fails = (outcome[:, :a] == FAILS).all(-1)
