@@ -167,7 +167,8 @@ def _pair_values(
         diverged = int(evidence.fixed_diverged[at].sum())
         if not seeds and not diverged:
             continue
-        half = quantile * float(pt.sd[0, a, n, q]) / math.sqrt(max(seeds, 1))
+        sd = float(pt.sd[0, a, n, q])
+        half = quantile * sd / math.sqrt(max(seeds, 1)) if sd > 0 else 0.0  # no spread: exact
         value = float(pt.mean[at])
         rows.append(
             PairValue(
