@@ -12,13 +12,18 @@ error. What can be checked without depending on the hardware:
   noise, each may move by z·√(2/n)·max(s, s') with z = Φ⁻¹(1 − 0.001 / (2C)) (≈ 4.4 for C = 100:
   3.6·s at n = 3), and never less than 1 point (a few test images; a cell whose seeds agree by
   chance has s = 0);
+- **a searched arm's cells** (its ``final`` and transferred settings): the same, but at least
+  2 points — which setting the search chose can change with the round-off too, and a rerun with
+  one thread instead of two moved one such cell of the default study by 1.2 points whose seeds
+  agreed to 0.16;
 - **differences of two cells** (``redistill − kd``): the same with √(s₁² + s₂²);
 - **teacher accuracy** (one run, no spread to scale by): 2 points;
 - **estimates** (means, bounds, prediction ends over pairs): within half the shown interval, at
   least 1 point; p-values are not compared (a p near α is what the outcome word already checks);
 - **"about N"** integers: within a factor of 2 (N grows with (spread / distance)²);
-- **the design block**: probabilities within 0.2, spreads within a factor of 2 or 1 point,
-  grid sizes within a factor of 2.
+- **the design block**: probabilities within 0.2, spreads within a factor of 2 or 1 point;
+  the grid that reaches 80 % power is a search whose answer can jump (or leave the searched
+  range) with the spreads, so only its line's presence is checked.
 """
 
 from __future__ import annotations
@@ -73,13 +78,16 @@ def cell_multiplier(cells: int, seeds: int) -> float:
     return z * math.sqrt(2 / max(seeds, 1))
 
 
-def compare_study_block(new: str, old: str, seeds: int) -> list[str]:
-    """Problems of ``new`` against the recorded ``old`` (empty: within the tolerances above)."""
+def compare_study_block(
+    new: str, old: str, seeds: int, searched: frozenset[str] = frozenset()
+) -> list[str]:
+    """Problems of ``new`` against the recorded ``old`` (empty: within the tolerances above);
+    ``searched``: the methods whose settings were searched."""
     problems: list[str] = []
     new_tables, old_tables = _tables(new), _tables(old)
     if len(new_tables) != len(old_tables):
         return [f"{len(new_tables)} tables, the README has {len(old_tables)}"]
-    problems += _compare_results(new_tables[0], old_tables[0], seeds)
+    problems += _compare_results(new_tables[0], old_tables[0], seeds, searched)
     if len(new_tables) > 1:
         problems += _compare_estimates(new_tables[1], old_tables[1])
     for extra_new, extra_old in zip(new_tables[2:], old_tables[2:]):
@@ -89,7 +97,9 @@ def compare_study_block(new: str, old: str, seeds: int) -> list[str]:
     return problems
 
 
-def _compare_results(new: list[list[str]], old: list[list[str]], seeds: int) -> list[str]:
+def _compare_results(
+    new: list[list[str]], old: list[list[str]], seeds: int, searched: frozenset[str]
+) -> list[str]:
     if [r[:2] for r in new] != [r[:2] for r in old] or new[0] != old[0]:
         return ["the results table's rows or columns differ"]
     cells = sum(1 for row in old[1:] for c in row[2:] if CELL.match(c))
@@ -105,7 +115,8 @@ def _compare_results(new: list[list[str]], old: list[list[str]], seeds: int) -> 
                 if not (ma and mb):
                     problems.append(f"{where}: {a!r} against {b!r}")
                     continue
-                tol = max(1.0, k * max(float(ma.group(2)), float(mb.group(2))))
+                floor = 2.0 if method.removesuffix(" (transferred)") in searched else 1.0
+                tol = max(floor, k * max(float(ma.group(2)), float(mb.group(2))))
                 if not _close(float(ma.group(1)), float(mb.group(1)), tol):
                     problems.append(f"{where}: {a} against {b} (tolerance {tol:.2f})")
             elif a == "—" or b == "—":
@@ -163,9 +174,17 @@ def _compare_outcomes(new: str, old: str) -> list[str]:
     return problems
 
 
+GRID_LINE = "for 80 % power"  # a search over grids: its answer may jump with the spreads
+
+
 def compare_design_block(new: str, old: str) -> list[str]:
     problems = []
-    new_lines, old_lines = new.splitlines(), old.splitlines()
+    new_lines = [x for x in new.splitlines() if not x.startswith(GRID_LINE)]
+    old_lines = [x for x in old.splitlines() if not x.startswith(GRID_LINE)]
+    if any(x.startswith(GRID_LINE) for x in old.splitlines()) != any(
+        x.startswith(GRID_LINE) for x in new.splitlines()
+    ):
+        problems.append(f"the design block's {GRID_LINE!r} line is missing")
     if [SKELETON.sub("#", x) for x in new_lines] != [SKELETON.sub("#", x) for x in old_lines]:
         return ["the design block's lines differ in more than their numbers"]
     for a_line, b_line in zip(new_lines, old_lines):

@@ -52,6 +52,19 @@ def test_a_cell_within_its_tolerance_passes_and_one_beyond_fails() -> None:
     assert any("none / kd" in p for p in compare_study_block(far, block, seeds=3))
 
 
+def test_a_searched_arm_may_move_further() -> None:
+    block = _block(0)
+    lines = block.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("| none | redistill_tuned |"))
+    cells = lines[row].split(" | ")
+    value = float(cells[2].split(" ± ")[0])
+    cells[2] = f"{value + 1.5:.2f} ± 0.00"
+    lines[row] = " | ".join(cells)
+    moved = "\n".join(lines)
+    assert compare_study_block(moved, block, seeds=3)  # as a fixed arm: beyond 1 point
+    assert compare_study_block(moved, block, seeds=3, searched=frozenset({"redistill_tuned"})) == []
+
+
 def test_a_changed_structure_or_outcome_fails() -> None:
     block = _block(0)
     fewer = "\n".join(line for line in block.splitlines() if not line.startswith("| noisy | kd |"))
@@ -65,5 +78,8 @@ def test_the_design_block_tolerates_simulation_noise_but_not_a_new_shape() -> No
     old = "P(holds) when the claim is exactly true: 0.812\nfor 80 % power: 5 teachers × 5 students"
     assert compare_design_block(old.replace("0.812", "0.75"), old) == []
     assert compare_design_block(old.replace("0.812", "0.30"), old)
-    assert compare_design_block(old.replace("5 teachers × 5", "12 teachers × 12"), old)
+    assert compare_design_block(old.replace("0.812", "0.812\nP(x): 0.1"), old)  # a new line
+    # The grid search's answer is not compared: it can leave the searched range.
+    wider = old.replace("5 teachers × 5 students", "more than 32 teachers × 32 students")
+    assert compare_design_block(wider, old) == []
     assert compare_design_block(old + "\nextra line", old)
