@@ -75,6 +75,7 @@ def study_records(
     fixed_arms: tuple[str, ...] = ("redistill",),
     failing: dict | None = None,
     reference_diverges: tuple[int, ...] = (),
+    cells: list[tuple[int, int]] | None = None,
 ) -> list[dict]:
     """Evaluation records of a whole study with a known truth, written for the tests (not the
     power calculator's model). Pairs are the first ``pairs`` cells of a teachers × students grid
@@ -87,12 +88,13 @@ def study_records(
     pairs). ``diverge``: each fixed-arm run diverges with this probability. ``failing``:
     ``{"pairs": [i…], "noises": [...], "size": points or "diverge", "arms": [...]}`` — those pairs'
     fixed arms are worse by ``size`` (or diverge in every seed) under those settings.
-    ``reference_diverges``: KD diverges in every seed of these pairs."""
+    ``reference_diverges``: KD diverges in every seed of these pairs. ``cells``: the pairs as
+    (teacher, student) indices, instead of the grid."""
     grid = sorted(
         ((t, s) for t in range(teachers) for s in range(students)),
         key=lambda c: ((c[1] - c[0]) % students, c[0]),
     )  # diagonal by diagonal: a part of the grid still spreads over teachers and students
-    grid = grid[: pairs if pairs is not None else len(grid)]
+    grid = grid[: pairs if pairs is not None else len(grid)] if cells is None else list(cells)
     effects = ("redistill_tuned", "kd")
     by_teacher = {
         t: {a: teacher_sd * rng.standard_normal() for a in effects} for t in range(teachers)

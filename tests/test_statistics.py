@@ -89,6 +89,37 @@ def test_crossed_variance_without_shared_units_is_the_t_test() -> None:
     assert float(one.se) == pytest.approx(y.std(ddof=1) / np.sqrt(7))
 
 
+def test_crossed_variance_is_unbiased_on_an_unbalanced_layout() -> None:
+    # Monte Carlo, from the model itself: the mean of the variance estimates against the
+    # variance of the mean over many draws, on a layout with unequal teachers and students.
+    rng = np.random.default_rng(11)
+    cells = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 3), (2, 1), (2, 2), (3, 3), (3, 0), (4, 2)]
+    t = np.array([c[0] for c in cells])
+    s = np.array([c[1] for c in cells])
+    sims = 20000
+    y = (
+        2.0 * rng.standard_normal((sims, 5))[:, t]
+        + 1.5 * rng.standard_normal((sims, 4))[:, s]
+        + 1.0 * rng.standard_normal((sims, len(cells)))
+    )
+    fit = crossed_mean(y, t, s)
+    truth = 4.0 * (np.bincount(t) ** 2).sum() / 100 + 2.25 * (np.bincount(s) ** 2).sum() / 100
+    truth += 1.0 / 10
+    assert float(np.var(fit.mean)) == pytest.approx(truth, rel=0.03)
+    # The moment algebra is unbiased; clipping negative components at zero only adds.
+    assert float(np.mean(fit.unbiased_var)) == pytest.approx(truth, rel=0.03)
+    assert float(np.mean(fit.var)) >= float(np.mean(fit.unbiased_var))
+
+
+def test_the_degrees_of_freedom_follow_the_effective_levels() -> None:
+    # One teacher in half the pairs: 8 teachers, but about 3 effective ones.
+    cells = [(0, s) for s in range(8)] + [(t, 0) for t in range(1, 8)]
+    t = np.array([c[0] for c in cells])
+    s = np.array([c[1] for c in cells])
+    fit = crossed_mean(np.random.default_rng(0).standard_normal(15), t, s)
+    assert float(fit.df) == pytest.approx(15**2 / (8**2 + 7) - 1)
+
+
 def test_crossed_variance_is_vectorised_and_skips_absent_pairs() -> None:
     rng = np.random.default_rng(9)
     t, s = np.repeat(np.arange(4), 4), np.tile(np.arange(4), 4)

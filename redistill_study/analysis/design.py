@@ -253,13 +253,12 @@ def estimate_world(evidence: Any, result: Any, seeds: int) -> World | None:
     if levels_s >= n_pairs:
         pair_var, student_var = pair_var + student_var, 0.0
     pair_var = max(0.0, pair_var - 2 * sigma2 / max(seeds, 1))
-    flat = means.reshape(means.shape[0], 2, -1)
     return World(
         seed_sd=math.sqrt(sigma2),
         pair_sd=math.sqrt(pair_var),
         teacher_sd=math.sqrt(teacher_var),
         student_sd=math.sqrt(student_var),
-        quantity_correlation=_corr(flat[:, 0].ravel(), flat[:, 1].ravel(), 0.5),
+        quantity_correlation=_quantity_corr(means, sigma2 / max(seeds, 1)),
         noise_correlation=_noise_corr(means[:, 0], 0.5),
         failure_share=float(failed.sum()) / max(n_pairs, 1),
         failure_size=_failure_size(result, failed),
@@ -279,6 +278,23 @@ def _corr(x: np.ndarray, y: np.ndarray, default: float) -> float:
     if keep.sum() < 3 or np.std(x[keep]) == 0 or np.std(y[keep]) == 0:
         return default
     return float(np.clip(np.corrcoef(x[keep], y[keep])[0, 1], 0.0, 0.99))
+
+
+def _quantity_corr(means: np.ndarray, run_var: float, default: float = 0.5) -> float:
+    """Correlation of a pair's regret and deficit effects, (N, Q, P) pair means → a number:
+    centred within each setting, net of the fixed arm's run noise that both share (a pair mean
+    of either quantity carries 2σ²/S of run noise, and they share σ²/S of it)."""
+    centred = means - np.nanmean(means, axis=-1, keepdims=True)
+    r, d = centred[:, 0].ravel(), centred[:, 1].ravel()
+    keep = ~(np.isnan(r) | np.isnan(d))
+    if keep.sum() < 3:
+        return default
+    r, d = r[keep], d[keep]
+    var_r, var_d = float(np.mean(r**2)) - 2 * run_var, float(np.mean(d**2)) - 2 * run_var
+    if var_r <= 0 or var_d <= 0:
+        return default
+    cov = float(np.mean(r * d)) - run_var
+    return float(np.clip(cov / np.sqrt(var_r * var_d), 0.0, 0.99))
 
 
 def _noise_corr(regret: np.ndarray, default: float) -> float:

@@ -74,7 +74,8 @@ class ArmDecision:
     per_noise: list[NoiseDecision]
     failing_pairs: list[str]
     pairs: int
-    failing_share_upper: float  # one-sided (1 − α) Clopper–Pearson bound
+    failing_share_upper: float  # one-sided (1 − α) Clopper–Pearson bound on flagged pairs
+    diverged_anywhere: bool = False  # also where the comparator diverged too
     summary: str = ""
     would_change: str = ""
     units_needed: int | None = None
@@ -126,6 +127,7 @@ def arm_decision(evidence: Evidence, result: RuleResult, th: Thresholds, a: int)
         failing_pairs=failing,
         pairs=total,
         failing_share_upper=clopper_pearson_upper(len(failing), total, th.alpha),
+        diverged_anywhere=bool(evidence.diverged_anywhere[0, a]),
     )
 
 
@@ -167,8 +169,11 @@ def _pair_values(
         diverged = int(evidence.fixed_diverged[at].sum())
         if not seeds and not diverged:
             continue
-        sd = float(pt.sd[0, a, n, q])
-        half = quantile * sd / math.sqrt(max(seeds, 1)) if sd > 0 else 0.0  # no spread: exact
+        sd, df = float(pt.sd[0, a, n, q]), float(pt.df[0, a, n, q])
+        if df < 1:
+            half = math.inf  # one seed per pair: no within-pair spread, no pair test
+        else:
+            half = quantile * sd / math.sqrt(max(seeds, 1)) if sd > 0 else 0.0
         value = float(pt.mean[at])
         rows.append(
             PairValue(

@@ -112,7 +112,8 @@ def _holds(decision: Decision, a: ArmDecision) -> str:
     return (
         f"every upper bound is below δ = {100 * decision.margin:.2f} points (largest "
         f"{pts(worst.upper)}: {worst.quantity} under {worst.noise}); 0 of {a.pairs} pairs failed "
-        f"(share of failing pairs ≤ {100 * a.failing_share_upper:.0f} %, Clopper–Pearson); a new "
+        f"(share of pairs the rule would flag ≤ {100 * a.failing_share_upper:.0f} %, "
+        f"Clopper–Pearson); a new "
         f"pair's {widest.quantity} under {widest.noise}: [{pts(widest.predict_low)}, "
         f"{pts(widest.predict_high)}] points (95 % prediction); {unit_kind(decision.layout)}"
     )
@@ -123,11 +124,12 @@ def _open(decision: Decision, a: ArmDecision) -> tuple[str, str, int | None]:
     th = decision.thresholds
     estimates = [e for nd in a.per_noise for e in nd.estimates.values()]
     if a.own != OPEN:
-        first = decision.fixed[0]
+        earlier = decision.fixed[: decision.fixed.index(a.arm)]
+        gate = next((arm for arm in earlier if decision.outcomes.get(arm) != a.own), earlier[0])
         return (
-            f"not decided: {first} was not found to {'hold' if a.own == HOLDS else 'fail'} "
+            f"not decided: {gate} was not found to {'hold' if a.own == HOLDS else 'fail'} "
             f"first (fixed-sequence); on its own evidence this arm {a.own}",
-            f"{first} being decided the same way",
+            f"{gate} being decided the same way",
             None,
         )
     blockers = []
@@ -136,16 +138,11 @@ def _open(decision: Decision, a: ArmDecision) -> tuple[str, str, int | None]:
     if decision.reference is None:
         blockers.append("no reference arm")
     if estimates:
-        fewest = min(estimates, key=lambda e: (e.pairs, e.students, e.teachers))
-        if (
-            fewest.pairs < th.min_pairs
-            or fewest.students < th.min_students
-            or fewest.teachers < th.min_teachers
-        ):
+        has = [min(getattr(e, k) for e in estimates) for k in ("pairs", "students", "teachers")]
+        if has[0] < th.min_pairs or has[1] < th.min_students or has[2] < th.min_teachers:
             blockers.append(
                 f"needs ≥ {th.min_pairs} pairs, ≥ {th.min_students} students and ≥ "
-                f"{th.min_teachers} teachers (has {fewest.pairs}, {fewest.students}, "
-                f"{fewest.teachers})"
+                f"{th.min_teachers} teachers (has {has[0]}, {has[1]}, {has[2]})"
             )
         worst = max(estimates, key=lambda e: e.upper)
         if not worst.upper < th.margin:
@@ -153,10 +150,11 @@ def _open(decision: Decision, a: ArmDecision) -> tuple[str, str, int | None]:
                 f"largest upper bound {pts(worst.upper)} points ({worst.quantity} under "
                 f"{worst.noise}) is not below δ = {100 * th.margin:.2f}"
             )
-    if any(p.excluded for e in estimates for p in e.per_pair) and a.outcome == OPEN:
-        blockers.append("seeds left out where the comparator diverged")
-    if decision.incomplete:
-        blockers.append(f"{len(decision.incomplete)} incomplete cell(s)")
+    if a.diverged_anywhere and not any(p.diverged for e in estimates for p in e.per_pair):
+        blockers.append("it diverged in seeds where the comparator diverged too")
+    incomplete = [c for c in decision.incomplete if c["arm"] == a.arm]
+    if incomplete:
+        blockers.append(f"{len(incomplete)} incomplete cell(s)")
     pairs = [(e, p) for e in estimates for p in e.per_pair if not math.isnan(p.mean)]
     toward_fail = ""
     needed = None

@@ -5,7 +5,8 @@
   for a comparator the seed is left out of that pair's comparison. Tables show it at chance
   (1 / classes), for reading only.
 - ``failed``: the run crashed. That is missing data, not an outcome: the runner retries it, and
-  while it is missing its cell is incomplete.
+  while it is missing its cell is incomplete. Any other status (a run stopped or pruned before
+  its end) is read the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def status_of(record: Mapping[str, Any]) -> str:
         value = record.get("test/top1")
         if value is None or not math.isfinite(float(value)):
             return DIVERGED
+    if status not in (COMPLETE, DIVERGED):
+        return FAILED  # pruned, stopped or unknown: no outcome, so missing data
     return status
 
 

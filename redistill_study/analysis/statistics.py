@@ -143,8 +143,9 @@ class CrossedMean:
     """The mean over pairs (last axis) with the uncertainty of a crossed random-effects model:
     pair i of teacher t and student s is μ + a_t + b_s + e_i. ``var`` estimates
     Var(mean) = σ_a²·Σn_t²/n² + σ_b²·Σn_s²/n² + σ_e²/n from method-of-moments estimates of the
-    three components (clipped at zero); ``df`` is the smaller of (levels − 1) over the sides
-    that are sampled (more than one level, fewer levels than pairs), else pairs − 1."""
+    three components (clipped at zero); ``df`` is the smaller of (effective levels − 1) over
+    the sides that are sampled (more than one level, fewer levels than pairs), else pairs − 1;
+    a side's effective levels are n² / Σ n_t² (its levels when every level has as many pairs)."""
 
     n: np.ndarray
     mean: np.ndarray
@@ -154,6 +155,7 @@ class CrossedMean:
     teachers: np.ndarray
     students: np.ndarray
     components: np.ndarray  # (..., 3) variance estimates: pair, teacher, student (≥ 0)
+    unbiased_var: np.ndarray  # Var(mean) from the components before clipping (may be < 0)
 
     @property
     def se(self) -> np.ndarray:
@@ -203,19 +205,24 @@ def crossed_mean(values: np.ndarray, teacher_of: np.ndarray, student_of: np.ndar
             ],
             -2,
         )
-        theta = np.einsum("...ij,...j->...i", np.linalg.pinv(h), np.stack([qp, qt, qs], -1))
-        theta = np.maximum(theta, 0.0)
+        raw = np.einsum("...ij,...j->...i", np.linalg.pinv(h), np.stack([qp, qt, qs], -1))
+        theta = np.maximum(raw, 0.0)  # a variance below zero is zero: conservative
         coef = np.stack([1 / np.maximum(n, 1), st / np.maximum(n, 1), ss / np.maximum(n, 1)], -1)
         var = np.where(n >= 2, (coef * theta).sum(-1), np.inf)
+        unbiased = np.where(n >= 2, (coef * raw).sum(-1), np.inf)
         sampled_t = (levels_t > 1) & (levels_t < n)
         sampled_s = (levels_s > 1) & (levels_s < n)
+        # A side's effective number of levels, n² / Σ n_t²: a teacher shared by most pairs
+        # makes the mean rest on few draws of its effect however many other teachers there are.
+        effective_t = n**2 / np.maximum((nt**2).sum(-1), 1)
+        effective_s = n**2 / np.maximum((ns**2).sum(-1), 1)
         big = np.full(np.shape(n), np.inf)
         df = np.minimum(
-            np.where(sampled_t, levels_t - 1, big), np.where(sampled_s, levels_s - 1, big)
+            np.where(sampled_t, effective_t - 1, big), np.where(sampled_s, effective_s - 1, big)
         )
         df = np.where(np.isfinite(df), df, n - 1).astype(float)
         spread = np.sqrt(qp / np.maximum(n - 1, 1))
-    return CrossedMean(n, mean, var, df, spread, levels_t, levels_s, theta)
+    return CrossedMean(n, mean, var, df, spread, levels_t, levels_s, theta, unbiased)
 
 
 def t_tests(
