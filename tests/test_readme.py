@@ -39,47 +39,47 @@ def _python(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.slow
-def test_readme_default_study_block_is_current(tmp_path: Path) -> None:
-    readme = (REPO / "README.md").read_text()
-    written = block_body(readme, "default-study")
-    measured = MEASURED.search(readme)
-    assert measured, "the default-study block says where its numbers come from"
-    threads = measured.group(3)
+def _rerun(tmp_path: Path, threads: str) -> tuple[str, str]:
+    """The default study run again: its README block and its design block."""
     out = tmp_path / "default"
-    # A generous limit: the run takes about two minutes on two idle cores.
+    # A generous limit: the run takes about a minute on two idle cores.
     run = _python("run", "--threads", threads, "--output", str(out), "--quiet", timeout=3600)
     assert run.returncode == 0, run.stderr[-2000:]
     produced = _python("report", "--output", str(out), "--markdown").stdout.strip()
     design = _python("design", "--from-output", str(out)).stdout.strip()
-    design = design.replace(f"estimated from {out}", "estimated from default")
-    design_written = block_body(readme, "default-design").split("```")[1].strip()
+    return produced, design.replace(f"estimated from {out}", "estimated from default")
+
+
+def _written() -> tuple[str, str, re.Match]:
+    readme = (REPO / "README.md").read_text()
+    measured = MEASURED.search(readme)
+    assert measured, "the default-study block says where its numbers come from"
+    design = block_body(readme, "default-design").split("```")[1].strip()
+    return block_body(readme, "default-study"), design, measured
+
+
+def _within_tolerances(produced: str, design: str, written: str, design_written: str) -> None:
+    seeds = int(re.search(r"(\d+) seeds", design_written).group(1))
+    problems = compare_study_block(produced, written, seeds, searched_methods())
+    problems += compare_design_block(design, design_written)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_readme_default_study_block_is_current(tmp_path: Path) -> None:
+    written, design_written, measured = _written()
+    produced, design = _rerun(tmp_path, measured.group(3))
     if (measured.group(2), measured.group(4)) == (cpu_model(), torch_build()):
         assert produced == written, "README default-study block is stale: regenerate it"
         assert design == design_written, "README default-design block is stale: regenerate it"
     else:
-        seeds = int(re.search(r"(\d+) seeds", design_written).group(1))
-        problems = compare_study_block(produced, written, seeds, searched_methods())
-        problems += compare_design_block(design, design_written)
-        assert not problems, "\n".join(problems)
+        _within_tolerances(produced, design, written, design_written)
 
 
 @pytest.mark.slow
 def test_a_rerun_with_another_thread_count_is_within_the_tolerances(tmp_path: Path) -> None:
     # Another thread count sums in another order, as another processor does: the closest this
     # machine comes to checking the cross-processor branch against a real rerun.
-    readme = (REPO / "README.md").read_text()
-    measured = MEASURED.search(readme)
-    assert measured
-    threads = "1" if measured.group(3) != "1" else "2"
-    out = tmp_path / "default"
-    run = _python("run", "--threads", threads, "--output", str(out), "--quiet", timeout=3600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    produced = _python("report", "--output", str(out), "--markdown").stdout.strip()
-    design = _python("design", "--from-output", str(out)).stdout.strip()
-    design = design.replace(f"estimated from {out}", "estimated from default")
-    written = block_body(readme, "default-study")
-    design_written = block_body(readme, "default-design").split("```")[1].strip()
-    problems = compare_study_block(produced, written, 3, searched_methods())
-    problems += compare_design_block(design, design_written)
-    assert not problems, "\n".join(problems)
+    written, design_written, measured = _written()
+    produced, design = _rerun(tmp_path, "1" if measured.group(3) != "1" else "2")
+    _within_tolerances(produced, design, written, design_written)
