@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -284,7 +285,9 @@ def _quantity_corr(means: np.ndarray, run_var: float, default: float = 0.5) -> f
     """Correlation of a pair's regret and deficit effects, (N, Q, P) pair means → a number:
     centred within each setting, net of the fixed arm's run noise that both share (a pair mean
     of either quantity carries 2σ²/S of run noise, and they share σ²/S of it)."""
-    centred = means - np.nanmean(means, axis=-1, keepdims=True)
+    with warnings.catch_warnings():  # a setting where every pair failed has no mean
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centred = means - np.nanmean(means, axis=-1, keepdims=True)
     r, d = centred[:, 0].ravel(), centred[:, 1].ravel()
     keep = ~(np.isnan(r) | np.isnan(d))
     if keep.sum() < 3:
