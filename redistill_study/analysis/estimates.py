@@ -53,10 +53,6 @@ class Estimate:
     predict_high: float
     per_pair: list[PairValue] = field(default_factory=list)
 
-    @property
-    def units(self) -> int:
-        return self.pairs
-
 
 @dataclass
 class NoiseDecision:

@@ -1,11 +1,13 @@
-"""The statistics the verdict is built from: t bounds of a mean across units, Holm's step-down
-correction, and a sample-size estimate. Array-valued where it matters, so the power calculator
-pushes thousands of simulated studies through the very same functions as one real study.
+"""The statistics the verdict is built from: the mean over crossed teachers × students, per-pair
+t tests with a pooled spread, one-sided t tests against a margin, Holm's step-down correction,
+an exact binomial bound and a sample-size estimate. Array-valued where it matters, so the power
+calculator pushes thousands of simulated studies through the very same functions as one study.
 
 >>> import numpy as np
->>> b = t_bounds(np.array([0.002, 0.004, -0.001, 0.003]), margin=0.01, alpha=0.05)
->>> bool(b.upper < 0.01), bool(b.p_below < 0.05)
-(True, True)
+>>> m = crossed_mean(np.array([0.002, 0.004, -0.001, 0.003]), np.arange(4), np.arange(4))
+>>> below, above = t_tests(m.mean, m.se, m.df, margin=0.01)
+>>> bool(below < 0.05), float(m.df)
+(True, 3.0)
 """
 
 from __future__ import annotations
@@ -17,47 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats
 from statsmodels.stats.power import TTestPower
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """One-sided (1 − α) bounds of a mean across the last axis, and the two one-sided p-values
-    against the margin δ: ``p_below`` for H1 "mean < δ", ``p_above`` for H1 "mean > δ".
-    Fewer than two units give infinite bounds and p-values of 1 (nothing can be decided)."""
-
-    n: np.ndarray
-    mean: np.ndarray
-    se: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    p_below: np.ndarray
-    p_above: np.ndarray
-
-
-def t_bounds(values: np.ndarray, margin: float, alpha: float) -> Bounds:
-    """Student-t bounds of the mean of ``values`` over its last axis (units are rows of data:
-    pairs or teachers, never seeds). NaN entries are missing units."""
-    values = np.asarray(values, dtype=float)
-    present = ~np.isnan(values)
-    n = present.sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, np.nansum(values, -1) / np.maximum(n, 1), np.nan)
-        centred = np.where(present, values - mean[..., None], 0.0)
-        var = (centred**2).sum(-1) / np.maximum(n - 1, 1)
-        se = np.sqrt(var) / np.sqrt(np.maximum(n, 1))
-        df = np.maximum(n - 1, 1)
-        q = scipy.stats.t.ppf(1.0 - alpha, df)
-        lower = np.where(n >= 2, mean - q * se, -np.inf)
-        upper = np.where(n >= 2, mean + q * se, np.inf)
-        z = (mean - margin) / se
-        # A spread of exactly zero: the mean is the answer, without sampling error.
-        z = np.where(se > 0, z, np.sign(mean - margin) * np.inf)
-        p_below = np.where(n >= 2, scipy.stats.t.cdf(z, df), 1.0)
-        p_above = np.where(n >= 2, scipy.stats.t.sf(z, df), 1.0)
-        tie = (n >= 2) & (se == 0) & (mean == margin)
-        p_below = np.where(tie, 1.0, p_below)
-        p_above = np.where(tie, 1.0, p_above)
-    return Bounds(n, mean, se, lower, upper, p_below, p_above)
 
 
 def holm_adjusted(pvalues: np.ndarray) -> np.ndarray:
@@ -81,12 +42,6 @@ def holm_adjusted(pvalues: np.ndarray) -> np.ndarray:
     np.put_along_axis(out, order, adjusted, -1)
     out[missing] = np.nan
     return out.reshape(p.shape)
-
-
-def holm_reject(pvalues: np.ndarray, alpha: float) -> np.ndarray:
-    """Holm's step-down rejections at level ``alpha`` over the last axis; NaN is never rejected."""
-    adjusted = holm_adjusted(pvalues)
-    return np.where(np.isnan(adjusted), False, adjusted <= alpha)
 
 
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
