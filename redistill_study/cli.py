@@ -218,6 +218,7 @@ def cmd_design(args: argparse.Namespace) -> int:
         power_report,
         world_text,
     )
+    from .analysis.evidence import Layout
     from .analysis.verdict import estimate, thresholds_for
     from .config import load_study
     from .study import build_plan, read_results
@@ -230,11 +231,15 @@ def cmd_design(args: argparse.Namespace) -> int:
     th = thresholds_for(
         plan.margin, v.alpha, plan.failure_margin, v.min_pairs, v.min_students, v.min_teachers
     )
-    teachers = [plan.teacher_label(p) for p in config.pairs]
-    students = [plan.student_label(p) for p in config.pairs]
+    layout = Layout(
+        tuple(p.label for p in config.pairs),
+        tuple(plan.teacher_label(p) for p in config.pairs),
+        tuple(plan.student_label(p) for p in config.pairs),
+    )
+    teacher_of, student_of = layout.indices()
     design = Design(
-        tuple(sorted(set(teachers)).index(t) for t in teachers),
-        tuple(sorted(set(students)).index(s) for s in students),
+        tuple(int(t) for t in teacher_of),
+        tuple(int(s) for s in student_of),
         tuple(plan.noise_labels),
         len(plan.seeds),
         th,

@@ -92,6 +92,46 @@ class RunIndex:
         return {}
 
 
+def _missing(runs: Mapping[str, dict[int, Run]], seeds: Sequence[int]) -> dict[str, list[int]]:
+    """Per arm, the declared seeds without a run or whose run crashed."""
+    missing = {
+        name: [s for s in seeds if s not in arm_runs or arm_runs[s][0] == FAILED]
+        for name, arm_runs in runs.items()
+    }
+    return {name: m for name, m in missing.items() if m}
+
+
+def _compare(
+    fixed: dict[int, Run],
+    other: dict[int, Run],
+    seeds: Sequence[int],
+    diffs: np.ndarray,
+    fixed_diverged: np.ndarray,
+    at_chance: np.ndarray,
+) -> tuple[list[int], bool]:
+    """One pair's seeds, written into its rows: comparator − fixed where both trained, the
+    fixed arm's divergences where the comparator trained, and the difference read at chance.
+    Returns the seeds left out (the comparator diverged) and whether the fixed arm diverged."""
+    left_out: list[int] = []
+    diverged = False
+    for s, seed in enumerate(seeds):
+        if seed not in fixed or seed not in other:
+            continue
+        (fs, fa), (os_, oa) = fixed[seed], other[seed]
+        if FAILED in (fs, os_):
+            continue
+        diverged |= fs == DIVERGED
+        if os_ == DIVERGED:
+            left_out.append(seed)
+            continue
+        at_chance[s] = oa - fa
+        if fs == DIVERGED:
+            fixed_diverged[s] = True
+        else:
+            diffs[s] = oa - fa
+    return left_out, diverged
+
+
 def gather(
     index: RunIndex,
     *,
@@ -122,49 +162,18 @@ def gather(
                 for p, pair in enumerate(layout.pairs):
                     f = index.arm(noise, pair, arm, ("seeds", "final"))
                     o = index.arm(noise, pair, other, phases)
-                    missing = {
-                        name: [s for s in seeds if s not in runs or runs[s][0] == FAILED]
-                        for name, runs in ((arm, f), (other, o))
-                    }
-                    missing = {name: m for name, m in missing.items() if m}
+                    cell = {"arm": arm, "quantity": QUANTITIES[q], "noise": noise, "pair": pair}
+                    missing = _missing({arm: f, other: o}, seeds)
                     if missing:
                         incomplete_arm[0, a] = True
-                        incomplete.append(
-                            {
-                                "arm": arm,
-                                "quantity": QUANTITIES[q],
-                                "noise": noise,
-                                "pair": pair,
-                                "missing": missing,
-                            }
-                        )
-                    left_out = []
-                    for s, seed in enumerate(seeds):
-                        if seed not in f or seed not in o:
-                            continue
-                        (fs, fa), (os_, oa) = f[seed], o[seed]
-                        if FAILED in (fs, os_):
-                            continue
-                        diverged_anywhere[0, a] |= fs == DIVERGED
-                        if os_ == DIVERGED:
-                            left_out.append(seed)
-                            continue
-                        at_chance[0, a, n, q, p, s] = oa - fa
-                        if fs == DIVERGED:
-                            fixed_diverged[0, a, n, q, p, s] = True
-                        else:
-                            diffs[0, a, n, q, p, s] = oa - fa
+                        incomplete.append({**cell, "missing": missing})
+                    at = (0, a, n, q, p)
+                    left_out, diverged = _compare(
+                        f, o, seeds, diffs[at], fixed_diverged[at], at_chance[at]
+                    )
+                    diverged_anywhere[0, a] |= diverged
                     if left_out:
-                        excluded.append(
-                            {
-                                "arm": arm,
-                                "quantity": QUANTITIES[q],
-                                "against": other,
-                                "noise": noise,
-                                "pair": pair,
-                                "seeds": left_out,
-                            }
-                        )
+                        excluded.append({**cell, "against": other, "seeds": left_out})
     with np.errstate(invalid="ignore"):
         counted = (~np.isnan(at_chance)).sum(-1)
         read = np.where(counted > 0, np.nansum(at_chance, -1) / np.maximum(counted, 1), np.nan)

@@ -13,8 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from .explain import pts as _pts
 from .exploratory import Comparison, against_fixed, noise_slopes, transfer_regrets
-from .rule import PAIR_SHARE
+from .rule import PAIR_SHARE, Thresholds
 from .tables import format_table, summary_rows
 from .verdict import ARM_READINGS, Decision, decide
 
@@ -72,9 +73,9 @@ def build_report(results: Any) -> StudyReport:
         margin=float(study["margin"]),
         alpha=float(study.get("alpha", 0.05)),
         failure_margin=study.get("failure_margin"),
-        min_pairs=int(study.get("min_pairs", 10)),
-        min_students=int(study.get("min_students", 4)),
-        min_teachers=int(study.get("min_teachers", 4)),
+        min_pairs=int(study.get("min_pairs", Thresholds.min_pairs)),
+        min_students=int(study.get("min_students", Thresholds.min_students)),
+        min_teachers=int(study.get("min_teachers", Thresholds.min_teachers)),
         fixed=fixed,
         searched=study.get("searched"),
         reference=study.get("reference"),
@@ -228,10 +229,6 @@ def failing_pair_rows(d: Decision) -> list[dict[str, Any]]:
 
 def _p(p: float) -> str:
     return f"{p:.3g}" if math.isfinite(p) else "—"
-
-
-def _pts(x: float) -> str:
-    return f"{100 * x:+.2f}" if math.isfinite(x) else ("+∞" if x > 0 else "−∞")
 
 
 def arm_reading(arm: str) -> str:

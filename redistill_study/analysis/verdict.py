@@ -89,9 +89,9 @@ def thresholds_for(
     margin: float,
     alpha: float = 0.05,
     failure_margin: float | None = None,
-    min_pairs: int = 10,
-    min_students: int = 4,
-    min_teachers: int = 4,
+    min_pairs: int = Thresholds.min_pairs,
+    min_students: int = Thresholds.min_students,
+    min_teachers: int = Thresholds.min_teachers,
 ) -> Thresholds:
     if not 0 < margin < 1:
         raise ValueError(f"margin is a fraction of accuracy in (0, 1), got {margin}")
@@ -162,9 +162,9 @@ def decide(
     margin: float,
     alpha: float = 0.05,
     failure_margin: float | None = None,
-    min_pairs: int = 10,
-    min_students: int = 4,
-    min_teachers: int = 4,
+    min_pairs: int = Thresholds.min_pairs,
+    min_students: int = Thresholds.min_students,
+    min_teachers: int = Thresholds.min_teachers,
     fixed: Sequence[str] = DEFAULT_FIXED,
     searched: str | None = DEFAULT_SEARCHED,
     reference: str | None = DEFAULT_REFERENCE,
