@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import UserError, redact_url
+from .errors import StoreUnreachable, UserError, redact_url
 
 
 def _study_path(value: str | None) -> Path:
@@ -37,6 +37,7 @@ def _options(args: argparse.Namespace, path: Path, output: Path, **extra: Any):
         storage_url=args.storage,
         tracking_uri=args.tracking_uri,
         cache_dir=Path(cache_dir) if cache_dir else None,
+        **({"patience": args.store_patience} if getattr(args, "store_patience", None) else {}),
         **extra,
     )
 
@@ -50,7 +51,12 @@ def _summarise(results: Any, output: Path, config: Any) -> tuple[Any, dict[str, 
         f"study {config.name} · {config.dataset.name} · {report.decision.unit_kind} · "
         f"{config.seeds} seeds"
     )
-    return report, write_outputs(report, output, meta)
+    from ._patience import Patience
+
+    # A full disk is waited for (one line each way) rather than lose the summary of a study.
+    return report, Patience(f"output folder {output}").call(
+        lambda: write_outputs(report, output, meta)
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -107,8 +113,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"dashboard: {written['dashboard']}")
     print(f"trained {runner.trained} trial(s) in {elapsed:.1f} s")
     assert runner.tracker is not None
-    print(f"open the runs: {runner.tracker.ui_command()}")
+    print(_open_the_runs(runner.tracker.open_lines()))
     return 0
+
+
+def _open_the_runs(lines: list[str]) -> str:
+    return "open the runs: " + "\n               ".join(lines)
 
 
 def _elapsed(runner: Any) -> float:
@@ -175,6 +185,10 @@ def _report(args: argparse.Namespace, config: Any, path: Path, output: Path) -> 
         return 0
     print(f"\nsummary: {written['csv']}")
     print(f"dashboard: {written['dashboard']}")
+    from .tracking import experiment_id, open_lines
+
+    tracking = args.tracking_uri or sqlite_url(output / "mlflow.db")
+    print(_open_the_runs(open_lines(tracking, experiment_id(tracking, config.name))))
     return 0
 
 
@@ -474,6 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="local worker processes sharing the study (one per GPU when present)",
     )
     run.add_argument("--worker-label", help=argparse.SUPPRESS)
+    run.add_argument(
+        "--store-patience",
+        type=_at_least(1),
+        help="seconds an unreachable database or tracking server is waited for before the "
+        "worker stops with exit code 75 (default 300, or $REDISTILL_STORE_PATIENCE)",
+    )
     run.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
 
@@ -589,6 +609,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except StoreUnreachable as exc:
+        print(
+            f"error: {exc}; this worker stopped, its trials are retried by any worker "
+            "(rerun the same command to resume)",
+            file=sys.stderr,
+        )
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # e.g. `redistill-study methods | head`
         sys.stderr.close()
         return 0

@@ -26,3 +26,12 @@ _PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]
 def redact_url(url: str) -> str:
     """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``."""
     return _PASSWORD_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+
+
+class StoreUnreachable(Exception):
+    """A database or tracking server stayed unreachable past the worker's patience.
+
+    Not the user's input: the worker stops with its own exit code (75, ``EX_TEMPFAIL``) after
+    releasing what it can; its trials are retried by any worker once the store is back."""
+
+    exit_code = 75

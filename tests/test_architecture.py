@@ -12,6 +12,7 @@ from redistill_study.config.reference import reference
 PACKAGE = REPO / "redistill_study"
 ROWS = [
     {"_util", "errors", "metrics"},
+    {"_patience"},
     {"losses", "noise", "models", "data"},
     {"config"},
     {"training"},

@@ -39,6 +39,7 @@ def test_tiny_study_end_to_end_then_resume(tiny_config: Path, tmp_path: Path, ca
     assert main(["run", str(tiny_config), "--output", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "mlflow ui --backend-store-uri sqlite:///" in printed
+    assert "then open http://127.0.0.1:5000/#/experiments/1/runs" in printed  # the runs table
     assert "redistill − kd" in printed
 
     storage = f"sqlite:///{out / 'optuna.db'}"
@@ -194,7 +195,8 @@ def test_tiny_study_end_to_end_then_resume(tiny_config: Path, tmp_path: Path, ca
     reported = capsys.readouterr().out
     verdict_line = next(line for line in printed.splitlines() if line.startswith("verdict:"))
     assert verdict_line in reported
-    assert before == settled()
+    assert "then open http://127.0.0.1:5000/#/experiments/1/runs" in reported
+    assert before == settled()  # the experiment's id was read without writing
 
     # The stores keep SQLite's write-ahead log (one sync per commit, readers never block the
     # writer), and a copy of the results in a folder nobody may write to still reports.

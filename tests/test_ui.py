@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -81,8 +84,20 @@ def finished(tmp_path_factory) -> Path:
             train={"epochs": 1, "batch_size": 64, "lr": 0.05},
         ),
     )
-    assert main(["run", str(config), "--output", str(base / "out"), "--quiet"]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["run", str(config), "--output", str(base / "out"), "--quiet"]) == 0
+    (base / "out" / "printed.txt").write_text(printed.getvalue())
     return base / "out"
+
+
+def _printed_runs_url(finished: Path) -> str:
+    """The address `run` told the user to open."""
+    found = re.search(
+        r"then open (http://127\.0\.0\.1:5000/\S+)", (finished / "printed.txt").read_text()
+    )
+    assert found, (finished / "printed.txt").read_text()
+    return found[1]
 
 
 def test_optuna_dashboard_lists_the_studies_with_the_named_objective(finished: Path) -> None:
@@ -148,7 +163,9 @@ def test_mlflow_ui_opens_on_the_training_runs_with_test_top1(finished: Path) -> 
         )
         tags = {t["key"]: t["value"] for t in api["experiment"]["tags"]}
         assert tags["mlflow.experimentKind"] == "custom_model_development"
-        page = f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs"
+        # The address `run` printed, on this server's port (`mlflow ui` defaults to 5000).
+        page = _printed_runs_url(finished).replace("127.0.0.1:5000", f"127.0.0.1:{port}")
+        assert page.endswith(f"/#/experiments/{experiment.experiment_id}/runs")
         with tempfile.TemporaryDirectory() as profile:
             dom = subprocess.run(
                 [

@@ -49,6 +49,12 @@ class PostgresCluster:
         if self.as_postgres:
             shutil.chown(self.base, "postgres", "postgres")
         self._run(initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self.serve()
+
+    def serve(self) -> None:
+        """Start the server on its data folder and port (again, after ``stop``)."""
+        pg_ctl = server_binary("pg_ctl")
+        assert pg_ctl is not None
         options = (
             f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c max_connections=300"

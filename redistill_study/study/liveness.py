@@ -1,10 +1,16 @@
 """Liveness: heartbeats while a cohort trains, sweeps for workers that died, and stop signals.
 
 A running trial records a heartbeat every few seconds; a trial silent for the grace period is
-failed by any other worker and re-queued (Optuna's ``RetryHeartbeatStaleTrialCallback``), its
-MLflow run closed as KILLED. Invocation runs heartbeat through a tag, so a dead worker's
-invocation run is closed too. The first SIGINT/SIGTERM stops between two optimiser steps; a
-second one stops at once.
+failed by any other worker and re-queued exactly once (:mod:`.retry`), its MLflow run closed
+as KILLED. Invocation runs heartbeat through a tag, so a dead worker's invocation run is closed
+too.
+
+The order after an outage: a worker judges nothing stale until the store has answered it for
+one full grace period. Every live worker's heartbeat thread tries once per interval (a few
+seconds, well inside the grace period), so by then each live trial has a fresh heartbeat again
+and only the trials of workers that really died look stale.
+
+The first SIGINT/SIGTERM stops between two optimiser steps; a second one stops at once.
 """
 
 from __future__ import annotations
@@ -42,10 +48,20 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
     def _beat(self) -> None:
+        # Each beat is tried once: an unreachable database must neither kill training nor hold
+        # this thread in a retry (the patience still learns that the store is down).
+        patience = getattr(self.storage, "patience", None)
+        record = getattr(self.storage, "inner", self.storage).record_heartbeat
         while not self._stop.wait(self.interval):
-            try:  # a transient database error must not kill training
+            try:
                 for trial_id in self.trial_ids:
-                    self.storage.record_heartbeat(trial_id)
+                    if patience is None:
+                        record(trial_id)
+                    else:
+                        patience.call(lambda t=trial_id: record(t), wait=False)
+            except Exception:
+                pass
+            try:
                 if self.on_beat is not None:
                     self.on_beat()
             except Exception:
@@ -58,10 +74,15 @@ class InvocationPulse:
     def __init__(self, tracker: Tracker, run_id: str) -> None:
         self.tracker, self.run_id = tracker, run_id
 
-    def beat(self) -> None:
-        self.tracker.set_tags(self.run_id, {HEARTBEAT_TAG: f"{time.time():.0f}"})
+    def beat(self, wait: bool = True) -> None:
+        self.tracker.set_tags(self.run_id, {HEARTBEAT_TAG: f"{time.time():.0f}"}, wait=wait)
 
     def close_dead_invocations(self) -> None:
+        """Close invocation runs silent for a grace period — only once this worker has seen the
+        tracking store answer for a grace period itself: after an outage, every live worker's
+        pulse lands first."""
+        if self.tracker.patience.steady_for() < GRACE_PERIOD:
+            return
         now = time.time()
         running = self.tracker.runs(
             "tags.`redistill.role` = 'invocation' and attributes.status = 'RUNNING'"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
+from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -24,12 +24,22 @@ from optuna.trial import FrozenTrial, TrialState
 from ..config import TuningConfig
 from .phases import Phase
 from .plan import Plan, Unit
-from .waiting import UnitState, Waiting, claim_trial, unit_states, waiting_trials
+from .retry import fail_trial, lease_stale, retry_trial
+from .storage import GRACE_PERIOD
+from .waiting import (
+    UnitState,
+    Waiting,
+    claim_planning,
+    claim_trial,
+    unit_states,
+    waiting_trials,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 OPEN_STATES = (TrialState.WAITING, TrialState.RUNNING)
 MAX_RETRIES = 2  # a slot whose training crashed is tried again this many times, then counted
+STALE_RETRIES = 3  # a slot whose worker died (killed, out of memory) likewise
 
 
 @dataclass
@@ -107,6 +117,9 @@ class TrialQueue:
         assert study is not None
         if study.user_attrs.get("planned"):
             return study
+        study_id = self.storage.get_study_id_from_name(unit.name)
+        if not claim_planning(self.storage, study_id, stale_after=GRACE_PERIOD):
+            return study  # another worker is enqueueing them: not finished until it has
         slots = self.plan.slots(unit)
         existing = {t.user_attrs.get("slot") for t in study.get_trials(deepcopy=False)}
         for slot in slots:
@@ -144,17 +157,22 @@ class TrialQueue:
         done = (TrialState.COMPLETE, TrialState.PRUNED)
         return sum(len(self.trials(u, done)) for u in self.plan.all_units())
 
-    def fail_stale(self) -> None:
-        """Fail trials whose worker stopped heartbeating (the storage's callback re-queues).
-        Only units with a running trial can have a stale one: one query finds them."""
-        states = self.states()
-        for unit in self.plan.all_units():
-            state = states.get(unit.name)
-            if state is None or state.running == 0:
+    def retry_stale(self, grace: float) -> list[FrozenTrial]:
+        """Fail the trials whose worker stopped heartbeating for ``grace`` seconds and queue
+        one copy of each (:mod:`.retry`); the trials this worker failed, as they were."""
+        units = {u.name: u for u in self.plan.all_units()}
+        failed = []
+        for name, trial_id in lease_stale(self.storage, f"{self.plan.config.name}/", grace):
+            frozen = self.storage.get_trial(trial_id)
+            study = self.study(units[name]) if name in units else None
+            if study is None:
                 continue
-            study = self.study(unit)
-            if study is not None:
-                optuna.storages.fail_stale_trials(study)
+            done = retry_trial(
+                self.storage, study, trial_id, "worker stopped heartbeating", STALE_RETRIES
+            )
+            if done.failed:
+                failed.append(frozen)
+        return failed
 
     # --- claiming --------------------------------------------------------------------------
 
@@ -210,38 +228,20 @@ class TrialQueue:
     def release(
         self, cohort: list[Claimed], reason: str, requeue: bool, force: bool = False
     ) -> list[Claimed]:
-        """Fail the unfinished trials of ``cohort`` with ``reason``; with ``requeue`` put a
-        fresh copy of each back in the queue — at most ``MAX_RETRIES`` times for the same slot
-        unless ``force`` (an interruption is not the trial's fault). Returns those released."""
+        """Fail the unfinished trials of ``cohort`` with ``reason``; with ``requeue`` queue one
+        fresh copy of each first (:mod:`.retry`) — at most ``MAX_RETRIES`` times for the same
+        slot unless ``force`` (an interruption is not the trial's fault). Returns those
+        released."""
         released = []
         for c in cohort:
-            frozen = self.storage.get_trial(c.trial_id)
-            if frozen.state.is_finished():
-                continue
-            c.trial.set_user_attr("fail_reason", reason)
-            try:
-                c.study.tell(c.trial, state=TrialState.FAIL)
-            except (UpdateFinishedTrialError, ValueError):
-                continue
-            retries = len(frozen.system_attrs.get("retry_history", []))
-            if requeue and (force or retries < MAX_RETRIES):
-                history = [*frozen.system_attrs.get("retry_history", []), frozen.number]
-                c.study.add_trial(
-                    optuna.trial.create_trial(
-                        state=TrialState.WAITING,
-                        user_attrs={
-                            k: v for k, v in frozen.user_attrs.items() if k != "fail_reason"
-                        },
-                        system_attrs={
-                            **frozen.system_attrs,
-                            "failed_trial": frozen.number,
-                            "retry_history": history
-                            if not force
-                            else frozen.system_attrs.get("retry_history", []),
-                        },
-                    )
-                )
-            released.append(c)
+            if requeue:
+                limit = None if force else MAX_RETRIES
+                done = retry_trial(self.storage, c.study, c.trial_id, reason, limit, not force)
+                failed = done.failed
+            else:
+                failed = fail_trial(self.storage, c.trial_id, reason)
+            if failed:
+                released.append(c)
         return released
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from ..tracking import Tracker
@@ -121,7 +122,10 @@ class Recorder:
         self._epochs.setdefault(c.run_id, []).append((epoch, dict(stats)))
         if c.unit.phase is not Phase.SEARCH or "val/top1" not in stats:
             return True
-        c.trial.report(stats["val/top1"], epoch)
+        try:
+            c.trial.report(stats["val/top1"], epoch)
+        except UpdateFinishedTrialError:
+            return False  # superseded (see _settle): stop training it
         return not c.trial.should_prune()
 
     def _attrs(self, c: Claimed, status: str) -> dict[str, Any]:
@@ -139,11 +143,35 @@ class Recorder:
         if steps:
             self.tracker.log_metric_steps(c.run_id, steps)
 
+    def _settle(
+        self,
+        c: Claimed,
+        attrs: dict[str, Any],
+        value: float | None = None,
+        state: TrialState = TrialState.COMPLETE,
+    ) -> bool:
+        """Write the outcome to the trial; False if it was no longer this worker's: another
+        worker failed it as stale (this one was silent for a grace period) and queued its
+        copy, which stands. Its MLflow run is closed as superseded."""
+        try:
+            for key, value_ in attrs.items():
+                c.trial.set_user_attr(key, value_)
+            if state is TrialState.COMPLETE:
+                c.study.tell(c.trial, value)
+            else:
+                c.study.tell(c.trial, state=state)
+        except UpdateFinishedTrialError:
+            reason = "superseded: failed as stale by another worker, which queued a retry"
+            self.tracker.set_tags(c.run_id, {"fail_reason": reason})
+            self.tracker.end_run(c.run_id, "KILLED")
+            self._line(c, reason)
+            return False
+        return True
+
     def complete(self, c: Claimed, metrics: dict[str, float], epochs: int) -> None:
-        for key, value in {**self._attrs(c, "complete"), **metrics}.items():
-            c.trial.set_user_attr(key, value)
         self._flush(c, metrics, epochs)
-        c.study.tell(c.trial, metrics["val/top1"])
+        if not self._settle(c, {**self._attrs(c, "complete"), **metrics}, metrics["val/top1"]):
+            return
         self.tracker.set_tags(c.run_id, {"optuna.state": "COMPLETE", "status": "complete"})
         self.tracker.end_run(c.run_id, "FINISHED")
         self.trained += 1
@@ -153,9 +181,8 @@ class Recorder:
     def diverged(self, c: Claimed, reason: str, last: dict[str, float] | None, epochs: int):
         self._flush(c, last, max(epochs - 1, 0))
         attrs = {**self._attrs(c, "diverged"), "fail_reason": reason, "chance": self.chance}
-        for key, value in attrs.items():
-            c.trial.set_user_attr(key, value)
-        c.study.tell(c.trial, self.chance)
+        if not self._settle(c, attrs, self.chance):
+            return
         self.tracker.set_tags(
             c.run_id, {"fail_reason": reason, "optuna.state": "COMPLETE", "status": "diverged"}
         )
@@ -165,9 +192,8 @@ class Recorder:
 
     def pruned(self, c: Claimed, epochs: int) -> None:
         self._flush(c)
-        for key, value in self._attrs(c, "pruned").items():
-            c.trial.set_user_attr(key, value)
-        c.study.tell(c.trial, state=TrialState.PRUNED)
+        if not self._settle(c, self._attrs(c, "pruned"), state=TrialState.PRUNED):
+            return
         self.tracker.set_tags(c.run_id, {"optuna.state": "PRUNED", "status": "pruned"})
         self.tracker.end_run(c.run_id, "KILLED")
         self._line(c, f"pruned after epoch {epochs}")

@@ -4,10 +4,11 @@ Everything downstream — the summary, the verdict, the dashboard, the power cal
 these records and nothing else. Reading never writes: no table is created, no trial touched.
 
 Per slot (a seed of a unit) the latest trial counts: a trial failed by a dead or interrupted
-worker is superseded by its re-queued copy. An evaluation run that diverged or failed is a
-record with ``status`` ``diverged`` / ``failed`` and ``test/top1`` at chance (1 / classes).
-A teacher-free method (``ce``) trains once per pair; its records stand for every noise setting
-of that pair (``shared_from`` names the cell they were trained in).
+worker is superseded by its re-queued copy (:mod:`.retry`; a withdrawn copy never counts).
+An evaluation run that diverged or failed is a record with ``status`` ``diverged`` /
+``failed`` and ``test/top1`` at chance (1 / classes). A teacher-free method (``ce``) trains
+once per pair; its records stand for every noise setting of that pair (``shared_from`` names
+the cell they were trained in).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def _latest_per_slot(trials: list[FrozenTrial]) -> dict[int, FrozenTrial]:
     latest: dict[int, FrozenTrial] = {}
     for t in trials:
         slot = t.user_attrs.get("slot")
-        if slot is None:
-            continue
+        if slot is None or t.system_attrs.get("withdrawn"):
+            continue  # a withdrawn copy never ran: its original stands
         if slot not in latest or t.number > latest[slot].number:
             latest[slot] = t
     return latest

@@ -20,9 +20,10 @@ from typing import Any
 import torch
 from optuna.trial import FrozenTrial
 
+from .._patience import DEFAULT_LIMIT, Patience
 from ..config import StudyConfig
 from ..data import DataBundle, build_dataset, data_root
-from ..errors import UserError, redact_url
+from ..errors import StoreUnreachable, UserError, redact_url
 from ..tracking import Tracker
 from ..training import Runtime, make_runtime
 from .cell import CellTeacher, prepare_cell
@@ -56,6 +57,7 @@ class RunOptions:
     quiet: bool = False
     poll_seconds: float = 2.0
     worker_label: str = ""
+    patience: float = DEFAULT_LIMIT  # seconds an unreachable store is waited for
 
     def resolved_storage(self) -> str:
         return self.storage_url or sqlite_url(self.output / "optuna.db")
@@ -130,13 +132,23 @@ class StudyRunner:
         prepare_output(self.options.output, self.options.config_path)
         # Workers starting together must not race to create the stores' tables.
         with store_init_lock(self.options.resolved_storage(), self.options.resolved_tracking()):
+            storage_url, tracking_uri = (
+                self.options.resolved_storage(),
+                self.options.resolved_tracking(),
+            )
             self.storage = open_storage(
-                self.options.resolved_storage(), on_stale=self._close_stale_run
+                storage_url,
+                patience=Patience(
+                    f"Optuna storage {redact_url(storage_url)}", self.options.patience
+                ),
             )
             self.tracker = Tracker(
-                self.options.resolved_tracking(),
+                tracking_uri,
                 self.config.name,
                 artifact_root=self.options.output / "mlartifacts",
+                patience=Patience(
+                    f"MLflow tracking store {redact_url(tracking_uri)}", self.options.patience
+                ),
             )
             lock_protocol(self.storage, self.plan, str(self.options.config_path))
             for url in (self.options.resolved_storage(), self.options.resolved_tracking()):
@@ -175,8 +187,14 @@ class StudyRunner:
         except Interrupted:
             status = "KILLED"
             raise
+        except StoreUnreachable:
+            status = "FAILED"
+            raise
         finally:
-            self.tracker.end_run(self.parent_run_id, status)
+            try:
+                self.tracker.end_run(self.parent_run_id, status)
+            except StoreUnreachable:
+                pass  # a survivor closes it: its pulse stops
 
     def run(self) -> Results:
         """Work until every trial is done; return the results (the convenience entry point)."""
@@ -270,7 +288,11 @@ class StudyRunner:
         return self.recorder.trained if self.recorder is not None else 0
 
     def _sweep(self) -> None:
-        self.queue.fail_stale()
+        # After an outage (or at start) live workers get one grace period to heartbeat again
+        # before anything is judged stale (see liveness).
+        if self.storage.patience.steady_for() >= GRACE_PERIOD:
+            for frozen in self.queue.retry_stale(GRACE_PERIOD):
+                self._close_stale_run(frozen)
         self.pulse.beat()
         self.pulse.close_dead_invocations()
 
@@ -289,7 +311,8 @@ class StudyRunner:
 
     def _train(self, cohort: list[Claimed]) -> None:
         assert self.recorder is not None
-        with Heartbeat(self.storage, [c.trial_id for c in cohort], on_beat=self.pulse.beat):
+        beat = [c.trial_id for c in cohort]
+        with Heartbeat(self.storage, beat, on_beat=lambda: self.pulse.beat(wait=False)):
             try:
                 train_claimed(
                     cohort,
@@ -302,11 +325,16 @@ class StudyRunner:
                 )
             except BaseException as exc:
                 # Interrupted trials go back to the queue; so do crashed ones (the next
-                # invocation retries them, up to MAX_RETRIES) — a crash loses nothing.
+                # invocation retries them, up to MAX_RETRIES) — a crash loses nothing. A
+                # store given up on counts as a crash that is not the trials' fault.
                 interrupted = isinstance(exc, (KeyboardInterrupt, Interrupted))
                 reason = "interrupted" if interrupted else f"{type(exc).__name__}: {exc}"[:500]
-                for c in self.queue.release(cohort, reason, requeue=True, force=interrupted):
-                    self.recorder.released(c, reason, interrupted)
+                force = interrupted or isinstance(exc, StoreUnreachable)
+                try:
+                    for c in self.queue.release(cohort, reason, requeue=True, force=force):
+                        self.recorder.released(c, reason, interrupted)
+                except StoreUnreachable:
+                    pass  # still unreachable: the trials go stale and any worker retries them
                 raise
 
     def _close_stale_run(self, trial: FrozenTrial) -> None:

@@ -1,67 +1,158 @@
-"""Optuna storage: SQLite on one machine, PostgreSQL for many; heartbeats retry lost trials."""
+"""Optuna storage: SQLite on one machine, PostgreSQL for many; patient through outages."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.trial import FrozenTrial
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.trial import TrialState
 
+from .._patience import Patience, opening
 from .._util import file_lock, first_line
-from ..errors import UserError, redact_url
+from ..errors import StoreUnreachable, UserError, redact_url
 
 # Heartbeats and the retry callback are marked experimental in Optuna; they are what we rely on.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# During an outage SQLAlchemy's pool logs each dead connection it fails to reset or close, with
+# a traceback; the storage's patience already says, in one line, that the server is away.
+logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
 
 # Seconds between a running trial's heartbeats, and the silence after which another worker
 # fails the trial and re-queues it. The environment can shorten them (tests do).
 HEARTBEAT_INTERVAL = int(os.environ.get("REDISTILL_HEARTBEAT_INTERVAL", "5"))
 GRACE_PERIOD = int(os.environ.get("REDISTILL_HEARTBEAT_GRACE", "30"))
+# Seconds a SQLite connection waits for another process's write lock before the attempt fails
+# (and the storage's patience tries again).
+SQLITE_BUSY_TIMEOUT = float(os.environ.get("REDISTILL_SQLITE_BUSY_TIMEOUT", "120"))
 
 
-class RetryAndCloseRun(RetryHeartbeatStaleTrialCallback):
-    """Re-queue a stale trial (Optuna's callback) and close its MLflow run as KILLED."""
+# Every operation of Optuna's storage API; PatientStorage forwards each through its Patience.
+_FORWARDED = (
+    "check_trial_is_updatable",
+    "create_new_study",
+    "create_new_trial",
+    "delete_study",
+    "get_all_studies",
+    "get_all_trials",
+    "get_best_trial",
+    "get_n_trials",
+    "get_study_directions",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_system_attrs",
+    "get_study_user_attrs",
+    "get_trial",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial_number_from_id",
+    "get_trial_param",
+    "get_trial_params",
+    "get_trial_system_attrs",
+    "get_trial_user_attrs",
+    "set_study_system_attr",
+    "set_study_user_attr",
+    "set_trial_intermediate_value",
+    "set_trial_param",
+    "set_trial_system_attr",
+    "set_trial_user_attr",
+    "record_heartbeat",
+    "_get_stale_trial_ids",
+    "get_heartbeat_interval",
+    "get_failed_trial_callback",
+    "get_heartbeat_stale_trial_callback",
+    "remove_session",
+)
 
-    def __init__(self, on_stale: Callable[[FrozenTrial], None] | None = None) -> None:
-        super().__init__(max_retry=3)
-        self.on_stale = on_stale
 
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if self.on_stale is not None:
-            self.on_stale(trial)
-        super().__call__(study, trial)
+def _forward(name: str) -> Callable[..., Any]:
+    def method(self: PatientStorage, *args: Any, **kwargs: Any) -> Any:
+        target = getattr(self.inner, name)
+        return self.patience.call(lambda: target(*args, **kwargs))
+
+    method.__name__ = name
+    return method
+
+
+class PatientStorage(BaseStorage, BaseHeartbeat):
+    """Optuna's storage (with its read cache) behind a :class:`Patience`: an operation that
+    meets a database which is down or locked is retried until it answers or the patience ends.
+
+    ``engine`` is the relational storage's SQLAlchemy engine, for the statements of
+    :mod:`.waiting` and :mod:`.retry`; run them through ``patience.call`` too."""
+
+    def __init__(self, rdb: RDBStorage, patience: Patience) -> None:
+        self.rdb, self.patience = rdb, patience
+        self.inner = optuna.storages.get_storage(rdb)  # Optuna's cache over the RDB storage
+        self.engine = rdb.engine
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        tried = False
+
+        def attempt() -> bool:
+            nonlocal tried
+            try:
+                return self.inner.set_trial_state_values(trial_id, state, values)
+            except UpdateFinishedTrialError:
+                # A retry after a commit whose answer was lost: the first attempt did it.
+                if tried and self.inner.get_trial(trial_id).state is state:
+                    return True
+                raise
+            finally:
+                tried = True
+
+        return self.patience.call(attempt)
+
+
+for _name in _FORWARDED:
+    setattr(PatientStorage, _name, _forward(_name))
+PatientStorage.__abstractmethods__ = frozenset()
 
 
 def open_storage(
     url: str,
-    on_stale: Callable[[FrozenTrial], None] | None = None,
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
-) -> RDBStorage:
+    patience: Patience | None = None,
+) -> PatientStorage:
+    """The study's storage, created if missing, every operation patient through outages."""
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Several local workers share one SQLite file: wait for the lock instead of failing.
-        engine_kwargs["connect_args"] = {"timeout": 120}
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT}
     else:
         engine_kwargs["pool_pre_ping"] = True
+        if url.startswith(("postgresql://", "postgresql+psycopg2://")):
+            # A server behind a partition does not refuse, it stays silent: an attempt gives
+            # up after 10 s so that the patience, not the kernel's TCP timeout, decides.
+            engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    what = f"Optuna storage {redact_url(url)}"
+    patience = patience or Patience(what)
     attempt = 0
     while True:
         try:
-            return RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval or HEARTBEAT_INTERVAL,
-                grace_period=grace_period or GRACE_PERIOD,
-                heartbeat_stale_trial_callback=RetryAndCloseRun(on_stale),
+            rdb = opening(what).call(
+                lambda: RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval or HEARTBEAT_INTERVAL,
+                    grace_period=grace_period or GRACE_PERIOD,
+                )
             )
+            return PatientStorage(rdb, patience)  # type: ignore[abstract]  # set from _FORWARDED
+        except StoreUnreachable as exc:
+            raise UserError(f"{exc}; check the URL and that the server is up") from None
         except Exception as exc:
             # Another process creating the same tables at this moment: its tables will do.
             attempt += 1

@@ -4,7 +4,9 @@ claim of one trial.
 Optuna's storage API asks per study; a study of hundreds of units would cost hundreds of
 queries per claim. For the relational storages this reads Optuna's tables directly — one
 ``SELECT`` over ``trials``, ``studies`` and the ``seed`` user attribute, prefixed by the
-study's name — and falls back to the per-study API anywhere else (or if the tables ever change).
+study's name — and uses the per-study API on a storage that is not relational. A statement that
+fails is not "retried" through the API (its claim is the racy one below): it waits through the
+storage's patience, or raises.
 
 A claim moves a trial from WAITING to RUNNING with one conditional ``UPDATE … WHERE state =
 'WAITING'``: exactly one worker sees a row change. (Optuna's own transition reads, then writes;
@@ -16,12 +18,16 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
+
+T = TypeVar("T")
 
 _QUERY = """
 SELECT s.study_name, t.trial_id, t.number, a.value_json
@@ -50,44 +56,48 @@ WHERE trial_id = :trial_id AND state = 'WAITING'
 """
 
 
+def _patient(storage: BaseStorage, fn: Callable[[], T]) -> T:
+    patience = getattr(storage, "patience", None)
+    return patience.call(fn) if patience is not None else fn()
+
+
 def claim_trial(storage: BaseStorage, trial_id: int) -> bool:
     """Move a WAITING trial to RUNNING; True for exactly one caller."""
     engine = getattr(storage, "engine", None)
-    if engine is not None and ONE_QUERY:
+    if engine is None or not ONE_QUERY:
         try:
-            import sqlalchemy
+            return storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+        except UpdateFinishedTrialError:
+            return False
+    import sqlalchemy
 
-            statement = sqlalchemy.text(_CLAIM).bindparams(
-                sqlalchemy.bindparam("now", type_=sqlalchemy.DateTime)
-            )
-            with engine.begin() as conn:
-                result = conn.execute(
-                    statement, {"now": datetime.datetime.now(), "trial_id": trial_id}
-                )
-            return result.rowcount == 1
-        except Exception:  # not Optuna's relational schema after all
-            pass
-    try:
-        return storage.set_trial_state_values(trial_id, TrialState.RUNNING)
-    except UpdateFinishedTrialError:
-        return False
+    statement = sqlalchemy.text(_CLAIM).bindparams(
+        sqlalchemy.bindparam("now", type_=sqlalchemy.DateTime)
+    )
+
+    def claim() -> bool:
+        with engine.begin() as conn:
+            result = conn.execute(statement, {"now": datetime.datetime.now(), "trial_id": trial_id})
+        return bool(result.rowcount == 1)
+
+    return _patient(storage, claim)
 
 
 def _select(storage: BaseStorage, sql: str, prefix: str) -> list | None:
     """The rows of one SELECT over Optuna's tables for the studies named ``prefix…``; None
-    where the storage is not relational (or its tables are not Optuna's): ask the API then."""
+    where the storage is not relational: ask the API then."""
     engine = getattr(storage, "engine", None)
     if engine is None or not ONE_QUERY:
         return None
-    try:
-        import sqlalchemy
+    import sqlalchemy
 
+    def select() -> list:
         with engine.connect() as conn:
             return list(
                 conn.execute(sqlalchemy.text(sql), {"n": len(prefix), "prefix": prefix}).fetchall()
             )
-    except Exception:  # not Optuna's relational schema after all
-        return None
+
+    return _patient(storage, select)
 
 
 def waiting_trials(storage: BaseStorage, prefix: str, units: Iterable[str]) -> list[Waiting]:
@@ -163,3 +173,47 @@ def unit_states(storage: BaseStorage, prefix: str) -> dict[str, UnitState]:
             sum(t.state is TrialState.RUNNING for t in trials),
         )
     return out
+
+
+_PLANNING_KEY = "redistill:planning"
+_TAKE_PLANNING = """
+INSERT INTO study_system_attributes (study_id, key, value_json) VALUES (:study_id, :key, :stamp)
+"""
+_READ_PLANNING = """
+SELECT value_json FROM study_system_attributes WHERE study_id = :study_id AND key = :key
+"""
+_RENEW_PLANNING = """
+UPDATE study_system_attributes SET value_json = :stamp
+WHERE study_id = :study_id AND key = :key AND value_json = :old
+"""
+
+
+def claim_planning(storage: BaseStorage, study_id: int, stale_after: float) -> bool:
+    """True for exactly one caller: the one that enqueues a unit's slots. (Two workers whose
+    scheduler finds a unit's searches finished at the same moment would otherwise both enqueue
+    them: the unit would run twice.) A plain ``INSERT`` of a study attribute, which the table's
+    unique key lets only one caller make; a planner that died before it finished is taken over
+    after ``stale_after`` seconds by a conditional ``UPDATE``."""
+    engine = getattr(storage, "engine", None)
+    if engine is None or not ONE_QUERY:
+        return True  # one process (or Optuna's API only): nobody to race
+    import sqlalchemy
+
+    now = f"{time.time():.3f}"
+    params = {"study_id": study_id, "key": _PLANNING_KEY, "stamp": json.dumps(now)}
+
+    def take() -> bool:
+        try:
+            with engine.begin() as conn:
+                conn.execute(sqlalchemy.text(_TAKE_PLANNING), params)
+            return True
+        except sqlalchemy.exc.IntegrityError:
+            pass
+        with engine.begin() as conn:
+            old = conn.execute(sqlalchemy.text(_READ_PLANNING), params).scalar()
+            if old is None or time.time() - float(json.loads(old)) < stale_after:
+                return False
+            renewed = conn.execute(sqlalchemy.text(_RENEW_PLANNING), {**params, "old": old})
+            return bool(renewed.rowcount == 1)
+
+    return _patient(storage, take)

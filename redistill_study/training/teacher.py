@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .._patience import Patience
 from .._util import file_lock, write_text_atomic
 from ..config import TrainConfig
 from ..data import DataBundle
@@ -75,8 +76,10 @@ def obtain_teacher(
         started = time.perf_counter()
         trained, meta = _train(spec, bundle, runtime)
         meta["train_seconds"] = round(time.perf_counter() - started, 2)
-        save_atomic(trained.state_dict(), weights)
-        write_text_atomic(meta_path, json.dumps(meta, indent=2, default=str))
+        # A full disk under the cache is waited for (with one line), not a lost teacher.
+        disk = Patience(f"teacher cache {cache_dir}")
+        disk.call(lambda: save_atomic(trained.state_dict(), weights))
+        disk.call(lambda: write_text_atomic(meta_path, json.dumps(meta, indent=2, default=str)))
         meta["source"] = "trained"
         return _ready(trained, runtime), meta
 

@@ -1,0 +1,196 @@
+"""Retrying a trial exactly once: a released or stale trial is replaced by one fresh copy.
+
+The copy stands in the same slot and carries ``failed_trial`` (the number it repeats), so a
+slot always ends with exactly one attempt that counts and a search with exactly its budget.
+
+The order, for a trial whose worker gave it up (:func:`retry_trial`):
+
+1. the copy is queued (WAITING) — unless one for this trial exists already;
+2. the original moves RUNNING → FAIL in one conditional ``UPDATE``.
+
+Queued first, the unit never looks finished in between (no waiting or running trial), so no
+later phase starts early. A worker that dies between 1 and 2 leaves the original RUNNING: it
+goes stale, and whoever retries it finds the copy and only fails it. Should the original have
+finished after all (its worker was alive), step 2 changes nothing and the copy is withdrawn.
+
+A stale trial (its worker stopped heartbeating) is first *leased*: its heartbeat is moved to
+now by a conditional ``UPDATE … WHERE heartbeat < cutoff``, which exactly one sweeper wins, on
+SQLite and PostgreSQL alike. Optuna's own ``fail_stale_trials`` reads the state and then writes
+it, so two sweepers on SQLite can both fail the trial and both queue a retry (a search that
+ran past its budget after a crash). The lease holds for a grace period, long enough for the
+winner to queue the copy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+# Attributes of one attempt, not of the slot: a copy starts without them.
+_ATTEMPT_KEYS = {"fail_reason", "worker", "mlflow_run_id", "status", "engine", "seconds"}
+
+
+def _sqlalchemy() -> Any:
+    import sqlalchemy
+
+    return sqlalchemy
+
+
+def _engine(storage: BaseStorage) -> Any:
+    return getattr(storage, "engine", None)
+
+
+def _patient(storage: BaseStorage, fn: Any) -> Any:
+    patience = getattr(storage, "patience", None)
+    return patience.call(fn) if patience is not None else fn()
+
+
+def _db_now(conn: Any) -> dt.datetime:
+    sa = _sqlalchemy()
+    now = conn.execute(sa.select(sa.func.now())).scalar()
+    return now.replace(tzinfo=None)  # as Optuna compares heartbeats
+
+
+_STALE = """
+SELECT s.study_name, t.trial_id FROM trials t
+JOIN studies s ON s.study_id = t.study_id
+JOIN trial_heartbeats h ON h.trial_id = t.trial_id
+WHERE t.state = 'RUNNING' AND substr(s.study_name, 1, :n) = :prefix AND h.heartbeat < :cutoff
+"""
+_LEASE = """
+UPDATE trial_heartbeats SET heartbeat = :now
+WHERE trial_id = :trial_id AND heartbeat < :cutoff
+"""
+
+
+def lease_stale(storage: BaseStorage, prefix: str, grace: float) -> list[tuple[str, int]]:
+    """Running trials of the studies named ``prefix…`` silent for over ``grace`` seconds, as
+    (study name, trial id), each leased to this caller (no other caller gets the same trial
+    for the next ``grace``)."""
+    engine = _engine(storage)
+    if engine is None:  # not relational: Optuna's own (non-atomic) reading
+        return []
+    sa = _sqlalchemy()
+    stamp = sa.DateTime
+
+    def lease() -> list[tuple[str, int]]:
+        with engine.begin() as conn:
+            now = _db_now(conn)
+            cutoff = now - dt.timedelta(seconds=grace)
+            stale = conn.execute(
+                sa.text(_STALE).bindparams(sa.bindparam("cutoff", type_=stamp)),
+                {"n": len(prefix), "prefix": prefix, "cutoff": cutoff},
+            ).fetchall()
+            won = []
+            for name, trial_id in stale:
+                result = conn.execute(
+                    sa.text(_LEASE).bindparams(
+                        sa.bindparam("now", type_=stamp), sa.bindparam("cutoff", type_=stamp)
+                    ),
+                    {"now": now, "cutoff": cutoff, "trial_id": trial_id},
+                )
+                if result.rowcount == 1:
+                    won.append((str(name), int(trial_id)))
+            return won
+
+    return list(_patient(storage, lease))
+
+
+_FAIL_RUNNING = """
+UPDATE trials SET state = 'FAIL', datetime_complete = :now
+WHERE trial_id = :trial_id AND state = 'RUNNING'
+"""
+_WITHDRAW = """
+UPDATE trials SET state = 'FAIL', datetime_complete = :now
+WHERE trial_id = :trial_id AND state = 'WAITING'
+"""
+
+
+def _transition(storage: BaseStorage, sql: str, trial_id: int) -> bool:
+    """One conditional state change; True for exactly one caller."""
+    engine = _engine(storage)
+    if engine is None:
+        try:
+            return storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
+    sa = _sqlalchemy()
+    statement = sa.text(sql).bindparams(sa.bindparam("now", type_=sa.DateTime))
+
+    def change() -> bool:
+        with engine.begin() as conn:
+            result = conn.execute(statement, {"now": dt.datetime.now(), "trial_id": trial_id})
+        return bool(result.rowcount == 1)
+
+    return bool(_patient(storage, change))
+
+
+@dataclass(frozen=True)
+class Retried:
+    """What :func:`retry_trial` did to one trial."""
+
+    failed: bool  # this caller moved it RUNNING → FAIL
+    copy_number: int | None  # the number of its copy, queued now or before
+
+
+def _copy_of(study: optuna.Study, number: int) -> FrozenTrial | None:
+    for t in study.get_trials(deepcopy=False):
+        if t.system_attrs.get("failed_trial") == number:
+            return t
+    return None
+
+
+def retry_trial(
+    storage: BaseStorage,
+    study: optuna.Study,
+    trial_id: int,
+    reason: str,
+    max_retries: int | None,
+    counts: bool = True,
+) -> Retried:
+    """Queue one copy of a RUNNING trial (if its slot has retries left) and fail it.
+
+    ``max_retries`` None: always retried (an interruption is not the trial's fault); ``counts``
+    False: this retry does not use up one of the slot's."""
+    frozen = storage.get_trial(trial_id)
+    if frozen.state is not TrialState.RUNNING:
+        return Retried(False, None)
+    history = list(frozen.system_attrs.get("retry_history", []))
+    copy = _copy_of(study, frozen.number)
+    if copy is None and (max_retries is None or len(history) < max_retries):
+        system_attrs = {
+            **{k: v for k, v in frozen.system_attrs.items() if k != "withdrawn"},
+            "failed_trial": frozen.number,
+            "retry_history": [*history, frozen.number] if counts else history,
+        }
+        user_attrs = {k: v for k, v in frozen.user_attrs.items() if k not in _ATTEMPT_KEYS}
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING, user_attrs=user_attrs, system_attrs=system_attrs
+            )
+        )
+        copy = _copy_of(study, frozen.number)
+    storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+    if _transition(storage, _FAIL_RUNNING, trial_id):
+        return Retried(True, copy.number if copy else None)
+    if copy is not None and copy.state is TrialState.WAITING:
+        # The original finished after all: its copy must not run too.
+        copy_id = storage.get_trial_id_from_study_id_trial_number(
+            storage.get_study_id_from_name(study.study_name), copy.number
+        )
+        storage.set_trial_system_attr(copy_id, "withdrawn", True)
+        _transition(storage, _WITHDRAW, copy_id)
+    return Retried(False, None)
+
+
+def fail_trial(storage: BaseStorage, trial_id: int, reason: str) -> bool:
+    """Fail a RUNNING trial without a retry; True if this call did it."""
+    if storage.get_trial(trial_id).state is not TrialState.RUNNING:
+        return False
+    storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+    return _transition(storage, _FAIL_RUNNING, trial_id)
