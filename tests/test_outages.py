@@ -81,7 +81,6 @@ def _finish(workers: list[subprocess.Popen]) -> list[str]:
     for w in workers:
         _, err = w.communicate(timeout=400)
         assert w.returncode == 0, err[-3000:]
-        Path(f"/tmp/worker-{w.pid}.err").write_text(err)
         assert "Traceback" not in err, err[:3000]
         errors.append(err)
     return errors
