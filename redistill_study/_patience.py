@@ -38,6 +38,10 @@ DEFAULT_LIMIT = float(os.environ.get("REDISTILL_STORE_PATIENCE", "300"))
 # opening waits this long, silently, then says so in one line.
 OPENING_LIMIT = float(os.environ.get("REDISTILL_STORE_OPENING_PATIENCE", "10"))
 
+# A call that took longer than this (a heartbeat interval) counts as a short outage for
+# ``steady_for``: others' heartbeats may have been held up as long.
+SLOW_CALL = 5.0
+
 # What a server that is down, restarting or locked says, as the drivers word it. Anything else
 # (authentication, a host name that does not resolve, a missing table) is not retried.
 _TRANSIENT = (
@@ -56,6 +60,7 @@ _TRANSIENT = (
     "timeout expired",
     "timed out",
     "database is locked",
+    "deadlock detected",
     "database or disk is full",
     "no space left on device",
     "no connection to the server",
@@ -158,7 +163,11 @@ class Patience:
                 )
             return now - self._down_since
 
-    def _answered(self) -> None:
+    def _answered(self, slow: bool = False) -> None:
+        if slow:
+            # An answer that took longer than a heartbeat interval (a lock held for a while):
+            # other workers' heartbeats may have waited as long, so steadiness starts again.
+            self._steady_since = time.monotonic()
         if self._down_since is None:
             return
         with self._lock:
@@ -185,6 +194,7 @@ class Patience:
         while True:
             if self.gave_up:
                 raise StoreUnreachable(f"{self.what} unreachable for over {self.limit:.0f} s")
+            started = time.monotonic()
             try:
                 result = fn()
             except Exception as exc:
@@ -202,7 +212,7 @@ class Patience:
                 time.sleep(min(delay, self.limit - lasted) * random.uniform(0.5, 1.0))
                 delay = min(self.max_delay, delay * 2)
                 continue
-            self._answered()
+            self._answered(slow=time.monotonic() - started > SLOW_CALL)
             return result
 
 

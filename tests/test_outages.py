@@ -86,17 +86,23 @@ def _finish(workers: list[subprocess.Popen]) -> list[str]:
     return errors
 
 
-def _wait_until_running(storage_url: str, timeout: float = 180) -> None:
+def _wait_until_running(storage_url: str, workers: int = 1, timeout: float = 240) -> None:
+    """Until a trial is running and each of the ``workers`` has claimed one (so each has opened
+    both stores: a store that has never answered a worker is a wrong address, not an outage)."""
     storage = optuna.storages.RDBStorage(storage_url)
     deadline = time.time() + timeout
     while time.time() < deadline:
+        running, seen = False, set()
         for summary in optuna.get_all_study_summaries(storage):
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
-            if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                storage.engine.dispose()
-                return
+            for t in study.get_trials(deepcopy=False):
+                running |= t.state is TrialState.RUNNING
+                seen.add(t.user_attrs.get("worker"))
+        if running and len(seen - {None}) >= workers:
+            storage.engine.dispose()
+            return
         time.sleep(0.2)
-    raise AssertionError("no trial started")
+    raise AssertionError("the workers did not start")
 
 
 def _exactly_once(storage_url: str) -> dict[str, int]:
@@ -159,7 +165,7 @@ def test_postgresql_stopped_and_restarted_under_two_workers(tmp_path: Path) -> N
         config, out = _config(tmp_path, "pgout"), tmp_path / "out"
         _init(config, out, storage, tracking)
         workers = [_worker(config, out, storage, tracking, f"w{i}") for i in range(2)]
-        _wait_until_running(storage)
+        _wait_until_running(storage, workers=2)
         cluster.stop()  # SIGINT to the postmaster: `pg_ctl stop -m fast`
         time.sleep(OUTAGE)
         cluster.serve()  # the same data folder and port
@@ -214,8 +220,7 @@ def test_mlflow_server_stopped_and_restarted_mid_study(tmp_path: Path) -> None:
     with _mlflow_server(store, port):
         _init(config, out, storage, tracking)
         workers = [_worker(config, out, storage, tracking, f"w{i}") for i in range(2)]
-        _wait_until_running(storage)
-        time.sleep(1)
+        _wait_until_running(storage, workers=2)
     time.sleep(OUTAGE)  # the server is gone (stopped by the block above)
     with _mlflow_server(store, port):
         errors = _finish(workers)

@@ -50,13 +50,13 @@ def _running(url: str, n: int, name: str = "s/unit") -> tuple[optuna.Study, list
 def _lease(url: str, seed: int, out) -> None:
     storage = open_storage(url)
     time.sleep(0.01 * seed)
-    out.put(lease_stale(storage, "s/", grace=1))
+    out.put(lease_stale(storage, "s/", {"s/unit"}, grace=1))
 
 
 def test_a_stale_trial_is_leased_to_exactly_one_of_many_processes(url: str) -> None:
     _, ids = _running(url, 12)
     storage = open_storage(url)
-    assert lease_stale(storage, "s/", grace=60) == []  # fresh heartbeats: nothing is stale
+    assert lease_stale(storage, "s/", {"s/unit"}, grace=60) == []  # fresh: nothing is stale
     time.sleep(2.5)
     ctx = mp.get_context("fork")
     out = ctx.Queue()
@@ -67,7 +67,7 @@ def test_a_stale_trial_is_leased_to_exactly_one_of_many_processes(url: str) -> N
     for p in procs:
         p.join()
     assert sorted(won) == sorted(ids)  # each stale trial to one process: none twice
-    assert lease_stale(storage, "s/", grace=1) == []  # the lease is a fresh heartbeat
+    assert lease_stale(storage, "s/", {"s/unit"}, grace=1) == []  # the lease is a heartbeat
 
 
 def _copies(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -110,17 +110,20 @@ def test_a_worker_that_died_between_queueing_and_failing_is_completed_not_repeat
     assert len(_copies(study)) == 1  # found the copy: no second one
 
 
-def test_a_trial_that_finished_after_all_withdraws_its_copy(url: str) -> None:
+@pytest.mark.parametrize("when", ["before the reason", "after the reason"])
+def test_a_trial_that_finished_after_all_withdraws_its_copy(url: str, when: str) -> None:
     study, ids = _running(url, 1)
     storage = open_storage(url)
-    # The owner completes the trial while a sweeper is between the copy and the failure: the
-    # sweeper's conditional failure changes nothing, and the copy must not run as well.
+    # The owner completes the trial while a sweeper is between queueing the copy and failing
+    # the original: the sweeper's conditional failure changes nothing, and the copy must not
+    # run as well.
     real = storage.inner.set_trial_user_attr
 
     def owner_finishes_now(trial_id, key, value):
         if key == "fail_reason":
             storage.inner.set_trial_state_values(trial_id, TrialState.COMPLETE, [0.9])
-            return None
+            if when == "after the reason":
+                return None
         return real(trial_id, key, value)
 
     storage.inner.set_trial_user_attr = owner_finishes_now
@@ -132,6 +135,45 @@ def test_a_trial_that_finished_after_all_withdraws_its_copy(url: str) -> None:
     (copy,) = _copies(study)
     assert copy.state is TrialState.FAIL and copy.system_attrs["withdrawn"] is True
     assert storage.get_trial(ids[0]).state is TrialState.COMPLETE
+
+
+def test_a_claimed_trial_without_a_heartbeat_still_goes_stale(url: str) -> None:
+    storage = open_storage(url)
+    study = optuna.create_study(study_name="s/unit", storage=storage)
+    study.enqueue_trial({}, user_attrs={"seed": 1, "slot": 0})
+    trial_id = storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name("s/unit"), 0
+    )
+    # Claimed the way Optuna's API does it: no heartbeat row (a worker that died at once).
+    assert storage.inner.set_trial_state_values(trial_id, TrialState.RUNNING)
+    assert lease_stale(storage, "s/", {"s/unit"}, grace=60) == []
+    time.sleep(2.2)
+    assert lease_stale(storage, "s/", {"s/unit"}, grace=1) == [("s/unit", trial_id)]
+    assert lease_stale(storage, "s/", {"s/unit"}, grace=1) == []  # leased: a heartbeat now
+    # A unit outside the plan is never leased (nobody would retry it).
+    time.sleep(2.2)
+    assert lease_stale(storage, "s/", {"s/other"}, grace=1) == []
+
+
+def test_on_sqlite_a_state_change_takes_the_write_lock_before_it_reads(tmp_path: Path) -> None:
+    import sqlalchemy
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'lock.db'}")
+    study = optuna.create_study(study_name="s/unit", storage=storage)
+    study.enqueue_trial({})
+    trial_id = storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name("s/unit"), 0
+    )
+    assert claim_trial(storage, trial_id)
+    seen: list[str] = []
+    sqlalchemy.event.listen(
+        storage.engine, "before_cursor_execute", lambda *a: seen.append(a[2].strip())
+    )
+    storage.get_trial(trial_id)
+    assert "BEGIN IMMEDIATE" not in seen  # reads do not queue behind writers
+    storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [1.0])
+    begins = [s for s in seen if s.startswith("BEGIN")]
+    assert begins[-1] == "BEGIN IMMEDIATE", seen
 
 
 def test_crash_retries_stop_at_the_cap_and_interruptions_do_not_count(url: str) -> None:

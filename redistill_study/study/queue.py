@@ -118,7 +118,11 @@ class TrialQueue:
         if study.user_attrs.get("planned"):
             return study
         study_id = self.storage.get_study_id_from_name(unit.name)
-        if not claim_planning(self.storage, study_id, stale_after=GRACE_PERIOD):
+        # A live planner waits out an outage for at most the storage's patience: only a claim
+        # older than that (and a grace period) is a dead planner's.
+        patience = getattr(self.storage, "patience", None)
+        stale_after = (patience.limit if patience else 0) + GRACE_PERIOD
+        if not claim_planning(self.storage, study_id, stale_after=stale_after):
             return study  # another worker is enqueueing them: not finished until it has
         slots = self.plan.slots(unit)
         existing = {t.user_attrs.get("slot") for t in study.get_trials(deepcopy=False)}
@@ -162,7 +166,8 @@ class TrialQueue:
         one copy of each (:mod:`.retry`); the trials this worker failed, as they were."""
         units = {u.name: u for u in self.plan.all_units()}
         failed = []
-        for name, trial_id in lease_stale(self.storage, f"{self.plan.config.name}/", grace):
+        prefix = f"{self.plan.config.name}/"
+        for name, trial_id in lease_stale(self.storage, prefix, set(units), grace):
             frozen = self.storage.get_trial(trial_id)
             study = self.study(units[name]) if name in units else None
             if study is None:

@@ -84,13 +84,16 @@ class Recorder:
                 "redistill.role": "trial",
             },
         )
-        for key, value in (
-            ("mlflow_run_id", c.run_id),
-            ("hparams", c.hparams),
-            ("teacher", teacher_label),
-            ("classes", self.num_classes),
-        ):
-            c.trial.set_user_attr(key, value)
+        try:
+            for key, value in (
+                ("mlflow_run_id", c.run_id),
+                ("hparams", c.hparams),
+                ("teacher", teacher_label),
+                ("classes", self.num_classes),
+            ):
+                c.trial.set_user_attr(key, value)
+        except UpdateFinishedTrialError:
+            pass  # failed as stale meanwhile: its outcome is refused at the end (_settle)
         self._epochs[c.run_id] = [(0, dict(teacher_metrics))]
         if self.data_digest:
             self.tracker.log_dataset(
@@ -160,7 +163,11 @@ class Recorder:
                 c.study.tell(c.trial, value)
             else:
                 c.study.tell(c.trial, state=state)
-        except UpdateFinishedTrialError:
+        except (UpdateFinishedTrialError, ValueError) as exc:
+            # Optuna says "Cannot tell a FAIL trial" when the failure landed between the
+            # attributes and the tell; any other ValueError is a real one.
+            if isinstance(exc, ValueError) and "Cannot tell" not in str(exc):
+                raise
             reason = "superseded: failed as stale by another worker, which queued a retry"
             self.tracker.set_tags(c.run_id, {"fail_reason": reason})
             self.tracker.end_run(c.run_id, "KILLED")

@@ -11,7 +11,11 @@ The order, for a trial whose worker gave it up (:func:`retry_trial`):
 Queued first, the unit never looks finished in between (no waiting or running trial), so no
 later phase starts early. A worker that dies between 1 and 2 leaves the original RUNNING: it
 goes stale, and whoever retries it finds the copy and only fails it. Should the original have
-finished after all (its worker was alive), step 2 changes nothing and the copy is withdrawn.
+finished after all (its worker was alive), step 2 changes nothing and the copy is withdrawn
+(failed and marked ``withdrawn`` in one transaction, only while nobody has claimed it). The
+owner's own finishing write cannot overwrite step 2: on PostgreSQL Optuna locks the row, on
+SQLite the storage takes the write lock first (:class:`.storage.PatientStorage`), so whichever
+comes second sees the first's state.
 
 A stale trial (its worker stopped heartbeating) is first *leased*: its heartbeat is moved to
 now by a conditional ``UPDATE … WHERE heartbeat < cutoff``, which exactly one sweeper wins, on
@@ -31,8 +35,13 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-# Attributes of one attempt, not of the slot: a copy starts without them.
-_ATTEMPT_KEYS = {"fail_reason", "worker", "mlflow_run_id", "status", "engine", "seconds"}
+# Attributes of one attempt, not of the slot: a copy starts without them (nor any metric,
+# whose names have a slash).
+_ATTEMPT_KEYS = {"fail_reason", "worker", "mlflow_run_id", "status", "engine", "seconds", "chance"}
+
+
+def _of_the_slot(key: str) -> bool:
+    return key not in _ATTEMPT_KEYS and "/" not in key
 
 
 def _sqlalchemy() -> Any:
@@ -57,48 +66,73 @@ def _db_now(conn: Any) -> dt.datetime:
 
 
 _STALE = """
-SELECT s.study_name, t.trial_id FROM trials t
+SELECT s.study_name, t.trial_id, h.heartbeat FROM trials t
 JOIN studies s ON s.study_id = t.study_id
-JOIN trial_heartbeats h ON h.trial_id = t.trial_id
-WHERE t.state = 'RUNNING' AND substr(s.study_name, 1, :n) = :prefix AND h.heartbeat < :cutoff
+LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id
+WHERE t.state = 'RUNNING' AND substr(s.study_name, 1, :n) = :prefix
+  AND (h.heartbeat < :cutoff OR (h.heartbeat IS NULL AND t.datetime_start < :started))
+ORDER BY t.trial_id
 """
 _LEASE = """
 UPDATE trial_heartbeats SET heartbeat = :now
 WHERE trial_id = :trial_id AND heartbeat < :cutoff
 """
+# A trial claimed without a heartbeat row (its worker died at once): the row's unique key lets
+# exactly one caller insert it.
+_LEASE_SILENT = """
+INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (:trial_id, :now)
+"""
 
 
-def lease_stale(storage: BaseStorage, prefix: str, grace: float) -> list[tuple[str, int]]:
-    """Running trials of the studies named ``prefix…`` silent for over ``grace`` seconds, as
-    (study name, trial id), each leased to this caller (no other caller gets the same trial
-    for the next ``grace``)."""
+def lease_stale(
+    storage: BaseStorage, prefix: str, names: set[str], grace: float
+) -> list[tuple[str, int]]:
+    """Running trials of the studies in ``names`` (all named ``prefix…``) silent for over
+    ``grace`` seconds, as (study name, trial id), each leased to this caller: no other caller
+    gets the same trial for the next ``grace``. Each lease is its own short transaction, in
+    trial order (two sweepers never wait on each other's locks)."""
     engine = _engine(storage)
-    if engine is None:  # not relational: Optuna's own (non-atomic) reading
+    if engine is None:  # not relational: no atomic lease to take
         return []
     sa = _sqlalchemy()
     stamp = sa.DateTime
 
-    def lease() -> list[tuple[str, int]]:
+    def stale() -> tuple[dt.datetime, list[Any]]:
         with engine.begin() as conn:
             now = _db_now(conn)
-            cutoff = now - dt.timedelta(seconds=grace)
-            stale = conn.execute(
-                sa.text(_STALE).bindparams(sa.bindparam("cutoff", type_=stamp)),
-                {"n": len(prefix), "prefix": prefix, "cutoff": cutoff},
+            rows = conn.execute(
+                sa.text(_STALE).bindparams(
+                    sa.bindparam("cutoff", type_=stamp), sa.bindparam("started", type_=stamp)
+                ),
+                {
+                    "n": len(prefix),
+                    "prefix": prefix,
+                    "cutoff": now - dt.timedelta(seconds=grace),
+                    # datetime_start is the worker's local time, as Optuna writes it
+                    "started": dt.datetime.now() - dt.timedelta(seconds=grace),
+                },
             ).fetchall()
-            won = []
-            for name, trial_id in stale:
-                result = conn.execute(
-                    sa.text(_LEASE).bindparams(
-                        sa.bindparam("now", type_=stamp), sa.bindparam("cutoff", type_=stamp)
-                    ),
-                    {"now": now, "cutoff": cutoff, "trial_id": trial_id},
-                )
-                if result.rowcount == 1:
-                    won.append((str(name), int(trial_id)))
-            return won
+        return now, [r for r in rows if r[0] in names]
 
-    return list(_patient(storage, lease))
+    def lease(trial_id: int, silent: bool, now: dt.datetime) -> bool:
+        cutoff = now - dt.timedelta(seconds=grace)
+        params = {"now": now, "cutoff": cutoff, "trial_id": trial_id}
+        try:
+            with engine.begin() as conn:
+                statement = sa.text(_LEASE_SILENT if silent else _LEASE).bindparams(
+                    sa.bindparam("now", type_=stamp),
+                    *([] if silent else [sa.bindparam("cutoff", type_=stamp)]),
+                )
+                return bool(conn.execute(statement, params).rowcount == 1)
+        except sa.exc.IntegrityError:
+            return False  # another caller inserted it first
+
+    now, rows = _patient(storage, stale)
+    return [
+        (str(name), int(trial_id))
+        for name, trial_id, heartbeat in rows
+        if _patient(storage, lambda t=trial_id, h=heartbeat: lease(int(t), h is None, now))
+    ]
 
 
 _FAIL_RUNNING = """
@@ -106,13 +140,20 @@ UPDATE trials SET state = 'FAIL', datetime_complete = :now
 WHERE trial_id = :trial_id AND state = 'RUNNING'
 """
 _WITHDRAW = """
-UPDATE trials SET state = 'FAIL', datetime_complete = :now
+UPDATE trials SET state = 'FAIL', datetime_start = :now, datetime_complete = :now
 WHERE trial_id = :trial_id AND state = 'WAITING'
 """
+_MARK_WITHDRAWN = """
+INSERT INTO trial_system_attributes (trial_id, key, value_json)
+VALUES (:trial_id, 'withdrawn', 'true')
+"""
+_DONE_BY = "SELECT state, datetime_complete FROM trials WHERE trial_id = :trial_id"
 
 
-def _transition(storage: BaseStorage, sql: str, trial_id: int) -> bool:
-    """One conditional state change; True for exactly one caller."""
+def _transition(storage: BaseStorage, sql: str, trial_id: int, mark: str | None = None) -> bool:
+    """One conditional state change (and, with ``mark``, a statement in the same transaction
+    when it happened); True for exactly one caller — also when the answer to its commit was
+    lost and the retry finds the change with its own timestamp."""
     engine = _engine(storage)
     if engine is None:
         try:
@@ -120,12 +161,25 @@ def _transition(storage: BaseStorage, sql: str, trial_id: int) -> bool:
         except optuna.exceptions.UpdateFinishedTrialError:
             return False
     sa = _sqlalchemy()
-    statement = sa.text(sql).bindparams(sa.bindparam("now", type_=sa.DateTime))
+    stamp = sa.DateTime
+    now = dt.datetime.now()
+    tried = False
 
     def change() -> bool:
+        nonlocal tried
         with engine.begin() as conn:
-            result = conn.execute(statement, {"now": dt.datetime.now(), "trial_id": trial_id})
-        return bool(result.rowcount == 1)
+            if tried:
+                row = conn.execute(
+                    sa.text(_DONE_BY).columns(datetime_complete=stamp), {"trial_id": trial_id}
+                ).one()
+                if row[0] == "FAIL" and row[1] == now:
+                    return True
+            tried = True
+            statement = sa.text(sql).bindparams(sa.bindparam("now", type_=stamp))
+            changed = conn.execute(statement, {"now": now, "trial_id": trial_id}).rowcount == 1
+            if changed and mark:
+                conn.execute(sa.text(mark), {"trial_id": trial_id})
+        return bool(changed)
 
     return bool(_patient(storage, change))
 
@@ -168,29 +222,35 @@ def retry_trial(
             "failed_trial": frozen.number,
             "retry_history": [*history, frozen.number] if counts else history,
         }
-        user_attrs = {k: v for k, v in frozen.user_attrs.items() if k not in _ATTEMPT_KEYS}
+        user_attrs = {k: v for k, v in frozen.user_attrs.items() if _of_the_slot(k)}
         study.add_trial(
             optuna.trial.create_trial(
                 state=TrialState.WAITING, user_attrs=user_attrs, system_attrs=system_attrs
             )
         )
         copy = _copy_of(study, frozen.number)
-    storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-    if _transition(storage, _FAIL_RUNNING, trial_id):
+    if _note_reason(storage, trial_id, reason) and _transition(storage, _FAIL_RUNNING, trial_id):
         return Retried(True, copy.number if copy else None)
     if copy is not None and copy.state is TrialState.WAITING:
-        # The original finished after all: its copy must not run too.
+        # The original finished after all: its copy must not run too (unless it already does).
         copy_id = storage.get_trial_id_from_study_id_trial_number(
             storage.get_study_id_from_name(study.study_name), copy.number
         )
-        storage.set_trial_system_attr(copy_id, "withdrawn", True)
-        _transition(storage, _WITHDRAW, copy_id)
+        _transition(storage, _WITHDRAW, copy_id, mark=_MARK_WITHDRAWN)
     return Retried(False, None)
+
+
+def _note_reason(storage: BaseStorage, trial_id: int, reason: str) -> bool:
+    """Record why the trial is about to fail; False if it has finished meanwhile."""
+    try:
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
 
 
 def fail_trial(storage: BaseStorage, trial_id: int, reason: str) -> bool:
     """Fail a RUNNING trial without a retry; True if this call did it."""
     if storage.get_trial(trial_id).state is not TrialState.RUNNING:
         return False
-    storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-    return _transition(storage, _FAIL_RUNNING, trial_id)
+    return _note_reason(storage, trial_id, reason) and _transition(storage, _FAIL_RUNNING, trial_id)

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat
@@ -94,6 +96,30 @@ class PatientStorage(BaseStorage, BaseHeartbeat):
         self.rdb, self.patience = rdb, patience
         self.inner = optuna.storages.get_storage(rdb)  # Optuna's cache over the RDB storage
         self.engine = rdb.engine
+        self._immediate = threading.local()
+        if self.engine.dialect.name == "sqlite":
+            self._serialise_state_changes()
+
+    def _serialise_state_changes(self) -> None:
+        """On SQLite, a trial's state change takes the write lock before it reads the state.
+
+        Optuna reads the state, then writes it (``SELECT … FOR UPDATE`` locks nothing on
+        SQLite), so a worker finishing its trial could write COMPLETE over the FAIL another
+        worker's sweep had just committed. With ``BEGIN IMMEDIATE`` the two are serialised:
+        the later one sees the earlier's state. (SQLAlchemy's recipe for pysqlite: the driver
+        stops issuing its own BEGIN, and every transaction begins here.)"""
+        immediate = self._immediate
+
+        @sqlalchemy.event.listens_for(self.engine, "connect")
+        def _connect(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        @sqlalchemy.event.listens_for(self.engine, "begin")
+        def _begin(connection: Any) -> None:
+            immediate_now = getattr(immediate, "on", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate_now else "BEGIN")
+
+        self.engine.dispose()  # connections opened before the listeners are not reused
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
@@ -102,6 +128,7 @@ class PatientStorage(BaseStorage, BaseHeartbeat):
 
         def attempt() -> bool:
             nonlocal tried
+            self._immediate.on = True
             try:
                 return self.inner.set_trial_state_values(trial_id, state, values)
             except UpdateFinishedTrialError:
@@ -110,6 +137,7 @@ class PatientStorage(BaseStorage, BaseHeartbeat):
                     return True
                 raise
             finally:
+                self._immediate.on = False
                 tried = True
 
         return self.patience.call(attempt)
@@ -136,7 +164,15 @@ def open_storage(
         if url.startswith(("postgresql://", "postgresql+psycopg2://")):
             # A server behind a partition does not refuse, it stays silent: an attempt gives
             # up after 10 s so that the patience, not the kernel's TCP timeout, decides.
-            engine_kwargs["connect_args"] = {"connect_timeout": 10}
+            # Keep-alives find a connection to a vanished server in about 25 s, not the
+            # kernel's quarter of an hour.
+            engine_kwargs["connect_args"] = {
+                "connect_timeout": 10,
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+            }
     what = f"Optuna storage {redact_url(url)}"
     patience = patience or Patience(what)
     attempt = 0

@@ -61,8 +61,20 @@ def _patient(storage: BaseStorage, fn: Callable[[], T]) -> T:
     return patience.call(fn) if patience is not None else fn()
 
 
+_CLAIM_HEARTBEAT = """
+INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (:trial_id, CURRENT_TIMESTAMP)
+"""
+_RENEW_HEARTBEAT = """
+UPDATE trial_heartbeats SET heartbeat = CURRENT_TIMESTAMP WHERE trial_id = :trial_id
+"""
+_CLAIMED_BY = "SELECT state, datetime_start FROM trials WHERE trial_id = :trial_id"
+
+
 def claim_trial(storage: BaseStorage, trial_id: int) -> bool:
-    """Move a WAITING trial to RUNNING; True for exactly one caller."""
+    """Move a WAITING trial to RUNNING, with its first heartbeat in the same transaction (a
+    worker that dies at once leaves a trial that goes stale, not one that runs forever); True
+    for exactly one caller — also when the answer to its commit was lost and the retry finds
+    the claim with its own start time."""
     engine = getattr(storage, "engine", None)
     if engine is None or not ONE_QUERY:
         try:
@@ -71,14 +83,31 @@ def claim_trial(storage: BaseStorage, trial_id: int) -> bool:
             return False
     import sqlalchemy
 
-    statement = sqlalchemy.text(_CLAIM).bindparams(
-        sqlalchemy.bindparam("now", type_=sqlalchemy.DateTime)
-    )
+    stamp = sqlalchemy.DateTime
+    statement = sqlalchemy.text(_CLAIM).bindparams(sqlalchemy.bindparam("now", type_=stamp))
+    now = datetime.datetime.now()
+    tried = False
 
     def claim() -> bool:
+        nonlocal tried
         with engine.begin() as conn:
-            result = conn.execute(statement, {"now": datetime.datetime.now(), "trial_id": trial_id})
-        return bool(result.rowcount == 1)
+            if tried:
+                row = conn.execute(
+                    sqlalchemy.text(_CLAIMED_BY).columns(datetime_start=stamp),
+                    {"trial_id": trial_id},
+                ).one()
+                if row[0] == "RUNNING" and row[1] == now:
+                    return True
+            tried = True
+            won = conn.execute(statement, {"now": now, "trial_id": trial_id}).rowcount == 1
+            if (
+                won
+                and not conn.execute(
+                    sqlalchemy.text(_RENEW_HEARTBEAT), {"trial_id": trial_id}
+                ).rowcount
+            ):
+                conn.execute(sqlalchemy.text(_CLAIM_HEARTBEAT), {"trial_id": trial_id})
+        return bool(won)
 
     return _patient(storage, claim)
 
