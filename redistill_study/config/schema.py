@@ -49,6 +49,13 @@ class TrainConfig(Strict):
         le=100_000,
         description="validate every N epochs (and after the last); the pruner sees these only",
     )
+    grad_clip: float | None = Field(
+        None,
+        gt=0,
+        le=1e6,
+        description="clip each student's gradient to this 2-norm before every step, as "
+        "torch.nn.utils.clip_grad_norm_ (null: no clipping; the norm is recorded either way)",
+    )
 
     @field_validator("milestones")
     @classmethod

@@ -64,7 +64,7 @@ def train_claimed(
         c: Claimed = member.key
         if member.outcome == "diverged":
             last = member.history[-1] if member.history else None
-            recorder.diverged(c, member.reason, last, member.epochs_done)
+            recorder.diverged(c, member.reason, last, member.epochs_done, member.divergence)
         elif member.outcome == "stopped":
             recorder.pruned(c, member.epochs_done)
         else:

@@ -185,13 +185,34 @@ class Recorder:
         test = f" test={metrics['test/top1']:.4f}" if "test/top1" in metrics else ""
         self._line(c, f"val={metrics['val/top1']:.4f}{test}")
 
-    def diverged(self, c: Claimed, reason: str, last: dict[str, float] | None, epochs: int):
+    def diverged(
+        self,
+        c: Claimed,
+        reason: str,
+        last: dict[str, float] | None,
+        epochs: int,
+        where: dict[str, float | int | str] | None = None,
+    ):
+        """``where``: the step, epoch, last finite gradient norm and the loss terms that
+        overflowed (as ``divergence.*`` in both stores)."""
         self._flush(c, last, max(epochs - 1, 0))
-        attrs = {**self._attrs(c, "diverged"), "fail_reason": reason, "chance": self.chance}
+        located = {f"divergence.{k}": v for k, v in (where or {}).items()}
+        attrs = {
+            **self._attrs(c, "diverged"),
+            "fail_reason": reason,
+            "chance": self.chance,
+            **located,
+        }
         if not self._settle(c, attrs, self.chance):
             return
         self.tracker.set_tags(
-            c.run_id, {"fail_reason": reason, "optuna.state": "COMPLETE", "status": "diverged"}
+            c.run_id,
+            {
+                "fail_reason": reason,
+                "optuna.state": "COMPLETE",
+                "status": "diverged",
+                **located,
+            },
         )
         self.tracker.end_run(c.run_id, "FAILED")
         self.trained += 1

@@ -41,7 +41,7 @@ _ATTEMPT_KEYS = {"fail_reason", "worker", "mlflow_run_id", "status", "engine", "
 
 
 def _of_the_slot(key: str) -> bool:
-    return key not in _ATTEMPT_KEYS and "/" not in key
+    return key not in _ATTEMPT_KEYS and "/" not in key and not key.startswith("divergence.")
 
 
 def _sqlalchemy() -> Any:

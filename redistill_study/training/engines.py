@@ -23,6 +23,7 @@ from ..config import TrainConfig
 from ..data import DataBundle, iterate_batches
 from ..losses import Context
 from ..losses.fused import SlotConstants, loss_dtype, soft_target_terms, stack_batches
+from .gradients import clip_, clip_slots_, slot_norms
 from .members import Member, learning_rate, predict
 from .runtime import Runtime
 from .stacked import StackedModel, stack_models
@@ -41,6 +42,7 @@ class Engine(Protocol):
         context: Context,
     ) -> None: ...
     def epoch_terms(self, m: Member) -> dict[str, float]: ...
+    def grad_norms(self, m: Member) -> list[torch.Tensor]: ...
     def weights_problem(self, m: Member) -> str: ...
     def validate(self, members: Sequence[Member]) -> list[float]: ...
     def finish(self, members: Sequence[Member]) -> None: ...
@@ -79,6 +81,8 @@ class SequentialEngine:
 
     def begin_epoch(self, active: Sequence[Member], recipe: TrainConfig, epoch: int) -> None:
         self.sums = _TermSums()
+        self.max_norm = recipe.grad_clip
+        self.norms: dict[int, list[torch.Tensor]] = {id(m): [] for m in active}
         for m in active:
             lr = learning_rate(recipe, m.base_lr, epoch)
             for group in m.optimizer.param_groups:
@@ -98,6 +102,7 @@ class SequentialEngine:
             loss = sum(terms.values())
             m.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self.norms[id(m)].append(clip_(list(m.model.parameters()), self.max_norm))
             m.optimizer.step()
             self.sums.add(m, terms)
             m.rng_state = torch.get_rng_state()
@@ -106,6 +111,9 @@ class SequentialEngine:
 
     def epoch_terms(self, m: Member) -> dict[str, float]:
         return self.sums.means(m)
+
+    def grad_norms(self, m: Member) -> list[torch.Tensor]:
+        return self.norms.get(id(m), [])
 
     def weights_problem(self, m: Member) -> str:
         for name, p in m.model.named_parameters():
@@ -137,11 +145,15 @@ class VectorisedEngine:
         self.forms = {id(m): m.method.soft_target_form() for m in members}
         self.base_lr = members[0].base_lr
         self.optimizer = _wide_optimizer(self.wide, members[0])
+        self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
 
     def begin_epoch(self, active: Sequence[Member], recipe: TrainConfig, epoch: int) -> None:
         lr = learning_rate(recipe, self.base_lr, epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        self.max_norm = recipe.grad_clip
+        self.norms: list[torch.Tensor] = []  # per step: every slot's norm before clipping
+        self.stacked_norms: torch.Tensor | None = None
         self.wide.train()
         # The fused pass always covers every slot (zero weights where a slot is spare, has
         # left, or trains through its own terms): a member's numbers never depend on the others.
@@ -184,6 +196,11 @@ class VectorisedEngine:
         self.sums.steps += 1
         self.optimizer.zero_grad(set_to_none=True)
         sum(losses).backward()  # each member's loss reaches only its own slice of the weights
+        params = self.params
+        norms = slot_norms(params, self.wide.k)
+        if self.max_norm is not None:
+            clip_slots_(params, self.wide.k, norms, self.max_norm)
+        self.norms.append(norms)
         self.optimizer.step()
 
     def epoch_terms(self, m: Member) -> dict[str, float]:
@@ -198,6 +215,11 @@ class VectorisedEngine:
             return {}
         ce, kd = self.fused_means[self.slot[id(m)]]
         return {"train/ce": ce, "train/kd": kd} if form.has_kd else {"train/ce": ce}
+
+    def grad_norms(self, m: Member) -> list[torch.Tensor]:
+        if self.stacked_norms is None:  # once per epoch: (steps, K)
+            self.stacked_norms = torch.stack(self.norms) if self.norms else torch.zeros(0, 1)
+        return list(self.stacked_norms[:, self.slot[id(m)]]) if self.norms else []
 
     def weights_problem(self, m: Member) -> str:
         if self.all_finite is None:  # once per epoch for the whole model, then per member

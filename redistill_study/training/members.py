@@ -38,6 +38,8 @@ class Member:
     reason: str = ""
     epochs_done: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    # Where a diverged member blew up (see trainer._divergence); empty otherwise.
+    divergence: dict[str, float | int | str] = field(default_factory=dict)
 
 
 def seeded_model(

@@ -19,6 +19,7 @@ from ..config import TrainConfig
 from ..data import DataBundle, iterate_batches
 from ..losses import Context
 from .engines import make_engine
+from .gradients import epoch_stats, first_blow_up
 from .members import Member, TeacherFn
 from .runtime import Runtime
 
@@ -54,11 +55,14 @@ def train_cohort(
     epochs = recipe.epochs if stop_after is None else min(stop_after, recipe.epochs)
     subset = bundle.train_subset(recipe.subset)
     labels_override = train_labels.to(runtime.device) if train_labels is not None else None
+    steps_done = steps_in_epoch = 0  # optimiser steps before this epoch, and in it
     for epoch in range(epochs):
         active = [m for m in members if m.active]
         if not active:
             break
         engine.begin_epoch(active, recipe, epoch)
+        steps_done += steps_in_epoch
+        steps_in_epoch = 0
         context = Context(epoch=epoch, total_epochs=recipe.epochs, num_classes=bundle.num_classes)
         for idx, x, y in iterate_batches(
             bundle,
@@ -76,6 +80,7 @@ def train_cohort(
                 y = labels_override[idx]
             x = runtime.prepare_input(x)
             engine.step(active, x, y, _teacher_logits(active, teacher, idx, x, y), context)
+            steps_in_epoch += 1
         due = (epoch + 1) % recipe.val_every == 0 or epoch + 1 == recipe.epochs
         finite = []
         for m in active:
@@ -83,9 +88,12 @@ def train_cohort(
             stats["train/loss"] = sum(stats.values())
             m.epochs_done = epoch + 1
             problem = _loss_problem(stats) or engine.weights_problem(m)
+            norms = engine.grad_norms(m)
+            stats.update(epoch_stats(norms))
             if problem:
                 m.history.append(stats)  # the blown-up losses, for the record
                 m.active, m.outcome, m.reason = False, "diverged", f"epoch {epoch + 1}: {problem}"
+                m.divergence = _divergence(stats, norms, epoch, steps_done)
                 continue
             m.history.append(stats)
             finite.append(m)
@@ -114,6 +122,23 @@ def _teacher_logits(
             computed[id(fn)] = fn(idx, x, y) if fn is not None else None
         out[id(m)] = computed[id(fn)]
     return out
+
+
+def _divergence(
+    stats: dict[str, float], norms: list[torch.Tensor], epoch: int, steps_before: int
+) -> dict[str, float | int | str]:
+    """Where a diverged member blew up: the optimiser step (counted from the start, 1-based)
+    whose gradient was first non-finite, its epoch, the last finite gradient norm before it,
+    and the loss terms that overflowed."""
+    found = first_blow_up(norms)
+    step, last = found if found is not None else (len(norms) - 1, float("nan"))
+    terms = [k.removeprefix("train/") for k, v in stats.items() if not math.isfinite(v)]
+    return {
+        "step": steps_before + step + 1,
+        "epoch": epoch + 1,
+        "last_finite_grad_norm": last,
+        "overflowed": ",".join(t for t in terms if not t.startswith("grad_norm")) or "weights",
+    }
 
 
 def _loss_problem(stats: dict[str, float]) -> str:
