@@ -38,10 +38,6 @@ DEFAULT_LIMIT = float(os.environ.get("REDISTILL_STORE_PATIENCE", "300"))
 # opening waits this long, silently, then says so in one line.
 OPENING_LIMIT = float(os.environ.get("REDISTILL_STORE_OPENING_PATIENCE", "10"))
 
-# A call that took longer than this (a heartbeat interval) counts as a short outage for
-# ``steady_for``: others' heartbeats may have been held up as long.
-SLOW_CALL = 5.0
-
 # What a server that is down, restarting or locked says, as the drivers word it. Anything else
 # (authentication, a host name that does not resolve, a missing table) is not retried.
 _TRANSIENT = (
@@ -116,8 +112,9 @@ class Patience:
     ``call`` retries transient failures for up to ``limit`` seconds from the start of the
     outage; past it, this and every later call raise :class:`StoreUnreachable` at once, so a
     worker that gives up releases what it can without waiting again. ``steady_for`` says how
-    long the store has answered since the last outage this process saw (or since it started):
-    the stale-trial sweep waits for one grace period of it (see :mod:`..study.liveness`).
+    long the store has answered since the last outage this process saw (or since it started,
+    or since an answer took over ``slow_after`` seconds): the stale-trial sweep waits for one
+    grace period of it (see :mod:`..study.liveness`).
     """
 
     def __init__(
@@ -127,8 +124,9 @@ class Patience:
         first_delay: float = 0.5,
         max_delay: float = 5.0,
         say: Callable[[str], None] = _stderr,
+        slow_after: float | None = None,
     ) -> None:
-        self.what, self.limit = what, limit
+        self.what, self.limit, self.slow_after = what, limit, slow_after
         self.first_delay, self.max_delay, self.say = first_delay, max_delay, say
         self._lock = threading.Lock()
         self._down_since: float | None = None  # monotonic
@@ -165,8 +163,8 @@ class Patience:
 
     def _answered(self, slow: bool = False) -> None:
         if slow:
-            # An answer that took longer than a heartbeat interval (a lock held for a while):
-            # other workers' heartbeats may have waited as long, so steadiness starts again.
+            # An answer that took ``slow_after`` seconds (a lock held that long): others'
+            # heartbeats may have waited as long and look stale, so steadiness starts again.
             self._steady_since = time.monotonic()
         if self._down_since is None:
             return
@@ -212,7 +210,8 @@ class Patience:
                 time.sleep(min(delay, self.limit - lasted) * random.uniform(0.5, 1.0))
                 delay = min(self.max_delay, delay * 2)
                 continue
-            self._answered(slow=time.monotonic() - started > SLOW_CALL)
+            slow = self.slow_after is not None and time.monotonic() - started > self.slow_after
+            self._answered(slow)
             return result
 
 

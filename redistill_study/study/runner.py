@@ -38,6 +38,7 @@ from .results import Results, read_results
 from .scheduler import PhaseScheduler
 from .storage import (
     GRACE_PERIOD,
+    SLOW_AFTER,
     open_storage,
     sqlite_url,
     store_init_lock,
@@ -139,7 +140,9 @@ class StudyRunner:
             self.storage = open_storage(
                 storage_url,
                 patience=Patience(
-                    f"Optuna storage {redact_url(storage_url)}", self.options.patience
+                    f"Optuna storage {redact_url(storage_url)}",
+                    self.options.patience,
+                    slow_after=SLOW_AFTER,
                 ),
             )
             self.tracker = Tracker(
@@ -147,7 +150,9 @@ class StudyRunner:
                 self.config.name,
                 artifact_root=self.options.output / "mlartifacts",
                 patience=Patience(
-                    f"MLflow tracking store {redact_url(tracking_uri)}", self.options.patience
+                    f"MLflow tracking store {redact_url(tracking_uri)}",
+                    self.options.patience,
+                    slow_after=SLOW_AFTER,
                 ),
             )
             lock_protocol(self.storage, self.plan, str(self.options.config_path))

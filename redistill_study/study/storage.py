@@ -34,6 +34,9 @@ logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
 # fails the trial and re-queues it. The environment can shorten them (tests do).
 HEARTBEAT_INTERVAL = int(os.environ.get("REDISTILL_HEARTBEAT_INTERVAL", "5"))
 GRACE_PERIOD = int(os.environ.get("REDISTILL_HEARTBEAT_GRACE", "30"))
+# An answer this slow (a lock held that long) may have held a live worker's heartbeats past
+# the grace period: the sweep then waits for steadiness again (see liveness).
+SLOW_AFTER = max(GRACE_PERIOD - HEARTBEAT_INTERVAL, 1)
 # Seconds a SQLite connection waits for another process's write lock before the attempt fails
 # (and the storage's patience tries again).
 SQLITE_BUSY_TIMEOUT = float(os.environ.get("REDISTILL_SQLITE_BUSY_TIMEOUT", "120"))
@@ -174,7 +177,7 @@ def open_storage(
                 "keepalives_count": 3,
             }
     what = f"Optuna storage {redact_url(url)}"
-    patience = patience or Patience(what)
+    patience = patience or Patience(what, slow_after=SLOW_AFTER)
     attempt = 0
     while True:
         try:
