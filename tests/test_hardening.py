@@ -190,9 +190,18 @@ def test_nan_fails_that_trial_and_the_study_completes(tmp_path: Path, exploding_
     assert failed and all(t.state == TrialState.COMPLETE and t.value == 0.1 for t in failed)
     assert all(t.user_attrs["status"] == "diverged" for t in failed)
     assert all("epoch 2: non-finite loss" in t.user_attrs["fail_reason"] for t in failed)
+    # Where it blew up: the first step of epoch 2, in its KD term (the loss is NaN from then
+    # on), in both stores.
+    steps = failed[0].user_attrs["divergence.step"]
+    assert all(t.user_attrs["divergence.epoch"] == 2 for t in failed)
+    assert all(t.user_attrs["divergence.overflowed"] == "kd" for t in failed)
+    assert steps > 1 and all(t.user_attrs["divergence.step"] == steps for t in failed)
+    assert all(0 < t.user_attrs["divergence.last_finite_grad_norm"] for t in failed)
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     run = client.get_run(failed[0].user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED" and "non-finite" in run.data.tags["fail_reason"]
+    assert run.data.tags["divergence.step"] == str(steps)
+    assert "train/grad_norm_max" in run.data.metrics
     with open(out / "summary.csv") as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
     assert (

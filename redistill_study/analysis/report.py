@@ -250,6 +250,19 @@ class Renderer:
             2,
         )
 
+    def stability(self, view: dict[str, Any]) -> str:
+        self._csv(view["id"], self.r.stability)
+        rows = [
+            [
+                r["method"],
+                r["student"],
+                f"{r['diverged']} of {r['runs']}",
+                "—" if r["median_step"] is None else f"{r['median_step']:.0f}",
+            ]
+            for r in self.r.stability
+        ]
+        return _table(["method", "student", "diverged", "median step of divergence"], rows, 2)
+
     def cells(self, view: dict[str, Any]) -> str:
         self._csv(view["id"], self.r.rows)
         rows = [

@@ -16,6 +16,7 @@ from typing import Any
 from .explain import pts as _pts
 from .exploratory import Comparison, against_fixed, noise_slopes, transfer_regrets
 from .rule import PAIR_SHARE, Thresholds
+from .stability import stability_rows, stability_text
 from .tables import format_table, summary_rows
 from .verdict import ARM_READINGS, Decision, decide
 
@@ -30,6 +31,7 @@ class StudyReport:
     optimal_lambdas: list[dict[str, Any]] = field(default_factory=list)
     pending: int = 0
     evaluations: list[dict[str, Any]] = field(default_factory=list)
+    stability: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def fixed(self) -> str | None:
@@ -111,6 +113,7 @@ def build_report(results: Any) -> StudyReport:
         ],
         pending=int(results.pending),
         evaluations=evaluations,
+        stability=stability_rows(evaluations),
     )
 
 
@@ -139,6 +142,8 @@ def report_text(report: StudyReport) -> str:
         "",
         *report.verdict_lines(),
         f"criterion: {report.decision.criterion}",
+        "",
+        *stability_text(report.stability),
     ]
     return "\n".join(lines)
 

@@ -144,6 +144,7 @@ def read_results(storage: BaseStorage, plan: Plan) -> Results:
                 "hparams": t.user_attrs.get("hparams"),
                 "source_pair": t.user_attrs.get("source_pair"),
                 "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
+                "divergence_step": t.user_attrs.get("divergence.step"),
                 **{k: v for k, v in t.user_attrs.items() if k.startswith(METRIC_PREFIXES)},
             }
             if status != "complete":

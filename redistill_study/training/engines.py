@@ -43,6 +43,7 @@ class Engine(Protocol):
     ) -> None: ...
     def epoch_terms(self, m: Member) -> dict[str, float]: ...
     def grad_norms(self, m: Member) -> list[torch.Tensor]: ...
+    def terms_at(self, m: Member, step: int) -> dict[str, float]: ...
     def weights_problem(self, m: Member) -> str: ...
     def validate(self, members: Sequence[Member]) -> list[float]: ...
     def finish(self, members: Sequence[Member]) -> None: ...
@@ -60,6 +61,10 @@ class _TermSums:
         own = self.terms.setdefault(id(m), {})
         for name, value in terms.items():
             own.setdefault(f"train/{name}", []).append(value.detach())
+
+    def at(self, m: Member, step: int) -> dict[str, float]:
+        own = self.terms.get(id(m), {})
+        return {k: float(v[step]) for k, v in own.items() if step < len(v)}
 
     def means(self, m: Member) -> dict[str, float]:
         steps = max(self.steps, 1)
@@ -114,6 +119,9 @@ class SequentialEngine:
 
     def grad_norms(self, m: Member) -> list[torch.Tensor]:
         return self.norms.get(id(m), [])
+
+    def terms_at(self, m: Member, step: int) -> dict[str, float]:
+        return self.sums.at(m, step)
 
     def weights_problem(self, m: Member) -> str:
         for name, p in m.model.named_parameters():
@@ -214,6 +222,15 @@ class VectorisedEngine:
         if not self.fused_means:
             return {}
         ce, kd = self.fused_means[self.slot[id(m)]]
+        return {"train/ce": ce, "train/kd": kd} if form.has_kd else {"train/ce": ce}
+
+    def terms_at(self, m: Member, step: int) -> dict[str, float]:
+        form = self.forms[id(m)]
+        if form is None:
+            return self.sums.at(m, step)
+        if step >= len(self.fused_terms):
+            return {}
+        ce, kd = self.fused_terms[step][self.slot[id(m)]].tolist()
         return {"train/ce": ce, "train/kd": kd} if form.has_kd else {"train/ce": ce}
 
     def grad_norms(self, m: Member) -> list[torch.Tensor]:

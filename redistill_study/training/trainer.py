@@ -18,7 +18,7 @@ import torch
 from ..config import TrainConfig
 from ..data import DataBundle, iterate_batches
 from ..losses import Context
-from .engines import make_engine
+from .engines import Engine, make_engine
 from .gradients import epoch_stats, first_blow_up
 from .members import Member, TeacherFn
 from .runtime import Runtime
@@ -91,9 +91,10 @@ def train_cohort(
             norms = engine.grad_norms(m)
             stats.update(epoch_stats(norms))
             if problem:
+                before = m.history[-1].get("train/grad_norm_last") if m.history else None
+                m.divergence = _divergence(engine, m, norms, epoch, steps_done, before)
                 m.history.append(stats)  # the blown-up losses, for the record
                 m.active, m.outcome, m.reason = False, "diverged", f"epoch {epoch + 1}: {problem}"
-                m.divergence = _divergence(stats, norms, epoch, steps_done)
                 continue
             m.history.append(stats)
             finite.append(m)
@@ -125,19 +126,28 @@ def _teacher_logits(
 
 
 def _divergence(
-    stats: dict[str, float], norms: list[torch.Tensor], epoch: int, steps_before: int
+    engine: Engine,
+    m: Member,
+    norms: list[torch.Tensor],
+    epoch: int,
+    steps_before: int,
+    last_before: float | None,
 ) -> dict[str, float | int | str]:
     """Where a diverged member blew up: the optimiser step (counted from the start, 1-based)
-    whose gradient was first non-finite, its epoch, the last finite gradient norm before it,
-    and the loss terms that overflowed."""
+    whose gradient was first non-finite, its epoch, the last finite gradient norm before it
+    (the previous epoch's last when it was this epoch's first step), and the loss terms that
+    were non-finite at that step ("gradient" when only the gradient was)."""
     found = first_blow_up(norms)
     step, last = found if found is not None else (len(norms) - 1, float("nan"))
-    terms = [k.removeprefix("train/") for k, v in stats.items() if not math.isfinite(v)]
+    if step == 0 and last_before is not None:
+        last = last_before
+    at = engine.terms_at(m, step)
+    terms = [k.removeprefix("train/") for k, v in at.items() if not math.isfinite(v)]
     return {
         "step": steps_before + step + 1,
         "epoch": epoch + 1,
         "last_finite_grad_norm": last,
-        "overflowed": ",".join(t for t in terms if not t.startswith("grad_norm")) or "weights",
+        "overflowed": ",".join(terms) or ("gradient" if found is not None else "weights"),
     }
 
 
