@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -178,3 +181,19 @@ def started(make: Callable[[Path], Any], prefix: str) -> Iterator[Any]:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def start_worker(
+    config: Path, out: Path, storage: str, tracking: str, label: str, env: dict[str, str]
+) -> subprocess.Popen:
+    """One ``run`` worker process on shared stores, quiet, its stderr kept for the checks."""
+    cmd = [sys.executable, "-m", "redistill_study", "run", str(config), "--output", str(out)]
+    cmd += ["--storage", storage, "--tracking-uri", tracking, "--worker-label", label]
+    cmd += ["--no-summary", "--quiet"]
+    return subprocess.Popen(
+        cmd,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

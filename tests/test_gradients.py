@@ -49,19 +49,18 @@ def _members(runtime, methods, model="digits_mlp_small", recipe=RECIPE):
     ]
 
 
+def _train(members, digits, runtime, table, recipe, **options) -> str:
+    """Train on digits with a fixed random teacher table and data seed 7."""
+    teacher = lambda i, x, y: table[i]  # noqa: E731
+    return train_cohort(
+        members, digits, recipe, data_seed=7, runtime=runtime, teacher=teacher, **options
+    )
+
+
 def test_one_by_one_clips_as_clip_grad_norm_would_in_a_plain_loop(digits, runtime, table):
     (member,) = _members(runtime, [create_method("kd")])
     (reference,) = _members(runtime, [create_method("kd")])
-    train_cohort(
-        [member],
-        digits,
-        RECIPE,
-        data_seed=7,
-        runtime=runtime,
-        teacher=lambda i, x, y: table[i],
-        vectorize=False,
-        evaluate_val=False,
-    )
+    _train([member], digits, runtime, table, RECIPE, vectorize=False, evaluate_val=False)
     # The same training written out by hand, clipping with torch's own function.
     norms = []
     for epoch in range(RECIPE.epochs):
@@ -89,16 +88,7 @@ def test_clipping_changes_training_and_none_leaves_it_alone(digits, runtime, tab
     def final(grad_clip):
         recipe = RECIPE.model_copy(update={"grad_clip": grad_clip})
         (m,) = _members(runtime, [create_method("kd")], recipe=recipe)
-        train_cohort(
-            [m],
-            digits,
-            recipe,
-            data_seed=7,
-            runtime=runtime,
-            teacher=lambda i, x, y: table[i],
-            vectorize=False,
-            evaluate_val=False,
-        )
+        _train([m], digits, runtime, table, recipe, vectorize=False, evaluate_val=False)
         return torch.cat([p.detach().flatten() for p in m.model.parameters()]), m.history
 
     clipped, _ = final(0.5)
@@ -133,15 +123,7 @@ def test_clipped_members_in_a_wide_model_equal_clipped_solo_training(digits, run
     runs = {}
     for vectorize in (False, True):
         members = _members(runtime, methods, model=model, recipe=recipe)
-        engine = train_cohort(
-            members,
-            digits,
-            recipe,
-            data_seed=7,
-            runtime=runtime,
-            teacher=lambda i, x, y: table[i],
-            vectorize=vectorize,
-        )
+        engine = _train(members, digits, runtime, table, recipe, vectorize=vectorize)
         runs[engine] = members
     for solo, wide in zip(runs["sequential"], runs["vectorised"]):
         ref = torch.cat([p.detach().flatten() for p in solo.model.parameters()])
@@ -174,15 +156,7 @@ class _Overflows(KD):
 @pytest.mark.parametrize("vectorize", [False, True])
 def test_a_diverged_member_says_where_it_blew_up(digits, runtime, table, vectorize):
     members = _members(runtime, [create_method("kd"), _Overflows()], recipe=RECIPE)
-    train_cohort(
-        members,
-        digits,
-        RECIPE,
-        data_seed=7,
-        runtime=runtime,
-        teacher=lambda i, x, y: table[i],
-        vectorize=vectorize,
-    )
+    _train(members, digits, runtime, table, RECIPE, vectorize=vectorize)
     healthy, blown = members
     assert healthy.outcome == "complete" and not healthy.divergence
     assert blown.outcome == "diverged"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import started, tiny_study, write_yaml
+from helpers import start_worker, started, tiny_study, write_yaml
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -50,30 +50,7 @@ def _config(tmp_path: Path, name: str) -> Path:
 def _worker(
     config: Path, out: Path, storage: str, tracking: str, label: str, **env: str
 ) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "redistill_study",
-        "run",
-        str(config),
-        "--output",
-        str(out),
-        "--storage",
-        storage,
-        "--tracking-uri",
-        tracking,
-        "--worker-label",
-        label,
-        "--no-summary",
-        "--quiet",
-    ]
-    return subprocess.Popen(
-        cmd,
-        env={**os.environ, **ENV, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_worker(config, out, storage, tracking, label, {**ENV, **env})
 
 
 def _finish(workers: list[subprocess.Popen]) -> list[str]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import optuna
 import pytest
-from helpers import REPO, tiny_study, write_yaml
+from helpers import REPO, start_worker, tiny_study, write_yaml
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -58,26 +57,7 @@ def _results(url: str) -> tuple[dict, Counter, list]:
 
 
 def _worker(config: Path, out: Path, storage: str, tracking: str, label: str) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "redistill_study",
-        "run",
-        str(config),
-        "--output",
-        str(out),
-        "--storage",
-        storage,
-        "--tracking-uri",
-        tracking,
-        "--worker-label",
-        label,
-        "--no-summary",
-        "--quiet",
-    ]
-    return subprocess.Popen(
-        cmd, env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    return start_worker(config, out, storage, tracking, label, ENV)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

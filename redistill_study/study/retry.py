@@ -35,6 +35,8 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from .waiting import change_once
+
 # Attributes of one attempt, not of the slot: a copy starts without them (nor any metric,
 # whose names have a slash).
 _ATTEMPT_KEYS = {"fail_reason", "worker", "mlflow_run_id", "status", "engine", "seconds", "chance"}
@@ -147,41 +149,23 @@ _MARK_WITHDRAWN = """
 INSERT INTO trial_system_attributes (trial_id, key, value_json)
 VALUES (:trial_id, 'withdrawn', 'true')
 """
-_DONE_BY = "SELECT state, datetime_complete FROM trials WHERE trial_id = :trial_id"
 
 
 def _transition(storage: BaseStorage, sql: str, trial_id: int, mark: str | None = None) -> bool:
-    """One conditional state change (and, with ``mark``, a statement in the same transaction
-    when it happened); True for exactly one caller — also when the answer to its commit was
-    lost and the retry finds the change with its own timestamp."""
-    engine = _engine(storage)
-    if engine is None:
+    """One conditional move to FAIL (and, with ``mark``, a statement in the same transaction
+    when it happened); True for exactly one caller (:func:`.waiting.change_once`)."""
+    if _engine(storage) is None:
         try:
             return storage.set_trial_state_values(trial_id, TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             return False
     sa = _sqlalchemy()
-    stamp = sa.DateTime
-    now = dt.datetime.now()
-    tried = False
 
-    def change() -> bool:
-        nonlocal tried
-        with engine.begin() as conn:
-            if tried:
-                row = conn.execute(
-                    sa.text(_DONE_BY).columns(datetime_complete=stamp), {"trial_id": trial_id}
-                ).one()
-                if row[0] == "FAIL" and row[1] == now:
-                    return True
-            tried = True
-            statement = sa.text(sql).bindparams(sa.bindparam("now", type_=stamp))
-            changed = conn.execute(statement, {"now": now, "trial_id": trial_id}).rowcount == 1
-            if changed and mark:
-                conn.execute(sa.text(mark), {"trial_id": trial_id})
-        return bool(changed)
+    def then(conn: Any) -> None:
+        if mark:
+            conn.execute(sa.text(mark), {"trial_id": trial_id})
 
-    return bool(_patient(storage, change))
+    return change_once(storage, sql, trial_id, "FAIL", "datetime_complete", then)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
@@ -67,14 +67,12 @@ INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (:trial_id, CURRENT_TI
 _RENEW_HEARTBEAT = """
 UPDATE trial_heartbeats SET heartbeat = CURRENT_TIMESTAMP WHERE trial_id = :trial_id
 """
-_CLAIMED_BY = "SELECT state, datetime_start FROM trials WHERE trial_id = :trial_id"
 
 
 def claim_trial(storage: BaseStorage, trial_id: int) -> bool:
     """Move a WAITING trial to RUNNING, with its first heartbeat in the same transaction (a
     worker that dies at once leaves a trial that goes stale, not one that runs forever); True
-    for exactly one caller — also when the answer to its commit was lost and the retry finds
-    the claim with its own start time."""
+    for exactly one caller."""
     engine = getattr(storage, "engine", None)
     if engine is None or not ONE_QUERY:
         try:
@@ -83,33 +81,49 @@ def claim_trial(storage: BaseStorage, trial_id: int) -> bool:
             return False
     import sqlalchemy
 
+    def first_heartbeat(conn: Any) -> None:
+        params = {"trial_id": trial_id}
+        if not conn.execute(sqlalchemy.text(_RENEW_HEARTBEAT), params).rowcount:
+            conn.execute(sqlalchemy.text(_CLAIM_HEARTBEAT), params)
+
+    return change_once(storage, _CLAIM, trial_id, "RUNNING", "datetime_start", first_heartbeat)
+
+
+def change_once(
+    storage: BaseStorage,
+    sql: str,
+    trial_id: int,
+    state: str,
+    stamped: str,
+    then: Callable[[Any], None] | None = None,
+) -> bool:
+    """One conditional ``UPDATE`` of a trial (``sql``, which sets ``state`` and the column
+    ``stamped`` to ``:now``), and ``then(connection)`` in the same transaction when it changed
+    the row; True for exactly one caller — also when the answer to its commit was lost and the
+    retry finds the row in ``state`` with its own ``:now``."""
+    import sqlalchemy
+
+    engine = storage.engine  # type: ignore[attr-defined]
     stamp = sqlalchemy.DateTime
-    statement = sqlalchemy.text(_CLAIM).bindparams(sqlalchemy.bindparam("now", type_=stamp))
+    statement = sqlalchemy.text(sql).bindparams(sqlalchemy.bindparam("now", type_=stamp))
+    own = sqlalchemy.text(f"SELECT state, {stamped} FROM trials WHERE trial_id = :trial_id")
     now = datetime.datetime.now()
     tried = False
 
-    def claim() -> bool:
+    def change() -> bool:
         nonlocal tried
         with engine.begin() as conn:
             if tried:
-                row = conn.execute(
-                    sqlalchemy.text(_CLAIMED_BY).columns(datetime_start=stamp),
-                    {"trial_id": trial_id},
-                ).one()
-                if row[0] == "RUNNING" and row[1] == now:
+                row = conn.execute(own.columns(**{stamped: stamp}), {"trial_id": trial_id}).one()
+                if row[0] == state and row[1] == now:
                     return True
             tried = True
-            won = conn.execute(statement, {"now": now, "trial_id": trial_id}).rowcount == 1
-            if (
-                won
-                and not conn.execute(
-                    sqlalchemy.text(_RENEW_HEARTBEAT), {"trial_id": trial_id}
-                ).rowcount
-            ):
-                conn.execute(sqlalchemy.text(_CLAIM_HEARTBEAT), {"trial_id": trial_id})
-        return bool(won)
+            changed = conn.execute(statement, {"now": now, "trial_id": trial_id}).rowcount == 1
+            if changed and then is not None:
+                then(conn)
+        return bool(changed)
 
-    return _patient(storage, claim)
+    return _patient(storage, change)
 
 
 def _select(storage: BaseStorage, sql: str, prefix: str) -> list | None:
