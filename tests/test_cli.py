@@ -82,3 +82,12 @@ def test_bench_study_prints_both_engines_and_their_ratio(tmp_path: Path, capsys)
     assert [r[0] for r in rows] == ["digits_mlp_small", "digits_mlp_small(hidden=8)"]
     seq, vec, ratio = float(rows[0][1]), float(rows[0][3]), float(rows[0][5].lstrip("×"))
     assert seq > 0 and vec > 0 and ratio == pytest.approx(vec / seq, rel=0.02, abs=0.02)
+    # Beside it, the distance to the limit: FLOPs per sample (FlopCounterMode) of the MLP,
+    # 64 → 10 → 10, counted by hand (forward 2·mn per layer, weight gradients 2·mn, the input
+    # gradient 2·mn for the second layer only), and the achieved share of the matmul peak.
+    peak = float(out[0].split("matmul peak ")[1].split()[0])
+    assert peak > 0
+    mflop, achieved = float(rows[0][6]), float(rows[0][7])
+    by_hand = 2 * 64 * 10 * 2 + 2 * 10 * 10 * 3
+    assert mflop == pytest.approx(by_hand / 1e6, rel=1e-3)
+    assert achieved > 0 and rows[0][8].startswith("(")

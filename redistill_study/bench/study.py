@@ -7,7 +7,9 @@ one-by-one engine and the vectorised one in turn, from the same initial weights;
 alternations, the best rate of each engine reported (as ``timeit`` does: the machine's slow
 spells only ever make a figure worse). The
 teacher's logits come from a fixed table, as they do in a study whose data has no augmentation
-(the cached path); the figure is the students' cost.
+(the cached path); the figure is the students' cost. Beside it: each student's FLOPs per
+training sample (forward and backward, ``FlopCounterMode``), the rate the vectorised cohort
+achieved in them, and the share of a measured float32 matmul peak — the distance to the limit.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import torch
 
 from ..config import default_study_path, load_study
 from ..data import build_dataset
+from ..models import create_model
 from ..study import build_plan
 from ..training import make_member, make_runtime, train_cohort
+from .flops import matmul_peak, training_flops_per_sample
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,12 +50,16 @@ def run(args: argparse.Namespace) -> int:
     students = {}
     for pair in config.pairs:
         students.setdefault(plan.student_key(pair), pair)
+    peak = matmul_peak(runtime.device)
     print(
         f"bench study {config.name}: {len(students)} student architecture(s), cohorts of K = {k},"
         f" {runtime.device} ({torch.get_num_threads()} threads), best of {args.rounds}"
-        " interleaved rounds"
+        f" interleaved rounds; float32 matmul peak {peak / 1e9:.1f} GFLOP/s"
     )
-    print(f"  {'student':<22} {'one by one':>14} {'vectorised':>14}   ratio")
+    print(
+        f"  {'student':<22} {'one by one':>14} {'vectorised':>14}   ratio"
+        "   MFLOP/sample  vectorised GFLOP/s (of peak)"
+    )
     for pair in students.values():
         recipe = plan.student_recipe(pair)
         if args.epochs:
@@ -67,8 +75,22 @@ def run(args: argparse.Namespace) -> int:
         args_text = ",".join(f"{k}={v}" for k, v in sorted(pair.student.args.items()))
         label = pair.student.model + (f"({args_text})" if args_text else "")
         label += " (fell back)" if engine != "vectorised" else ""
-        print(f"  {label:<22} {seq:10.2f} tr/s {vec:10.2f} tr/s   ×{vec / seq:.2f}")
+        per_sample = _flops_per_sample(pair, bundle, runtime)
+        subset = bundle.train_subset(recipe.subset)
+        samples = recipe.epochs * (len(subset) if subset is not None else len(bundle.train))
+        achieved = vec * samples * per_sample  # training FLOPs only (validation not counted)
+        print(
+            f"  {label:<22} {seq:10.2f} tr/s {vec:10.2f} tr/s   ×{vec / seq:.2f}"
+            f"   {per_sample / 1e6:12.4g}  {achieved / 1e9:9.2f} ({100 * achieved / peak:.1f} %)"
+        )
     return 0
+
+
+def _flops_per_sample(pair, bundle, runtime) -> float:
+    model = create_model(pair.student.model, num_classes=bundle.num_classes, **pair.student.args)
+    return training_flops_per_sample(
+        model.to(runtime.device), bundle.input_shape, bundle.num_classes
+    )
 
 
 def _cohort_rate(pair, plan, bundle, recipe, runtime, k, table, vectorize) -> tuple[float, str]:
