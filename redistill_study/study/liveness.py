@@ -26,6 +26,7 @@ from ..tracking import Tracker
 from .storage import GRACE_PERIOD
 
 HEARTBEAT_TAG = "redistill.heartbeat"
+WORKER_TAG = "redistill.worker"
 
 
 class Heartbeat:
@@ -76,6 +77,20 @@ class InvocationPulse:
 
     def beat(self, wait: bool = True) -> None:
         self.tracker.set_tags(self.run_id, {HEARTBEAT_TAG: f"{time.time():.0f}"}, wait=wait)
+
+    def close_invocations_of(self, workers: set[str]) -> None:
+        """Close the running invocation runs of ``workers``, whose trials were found stale."""
+        if not workers:
+            return
+        running = self.tracker.runs(
+            "tags.`redistill.role` = 'invocation' and attributes.status = 'RUNNING'"
+        )
+        for run in running:
+            if run.info.run_id != self.run_id and run.data.tags.get(WORKER_TAG) in workers:
+                self.tracker.set_tags(
+                    run.info.run_id, {"fail_reason": "worker stopped heartbeating"}
+                )
+                self.tracker.end_run(run.info.run_id, "KILLED")
 
     def close_dead_invocations(self) -> None:
         """Close invocation runs silent for a grace period — only once this worker has seen the

@@ -28,7 +28,7 @@ from ..tracking import Tracker
 from ..training import Runtime, make_runtime
 from .cell import CellTeacher, prepare_cell
 from .cohort import train_claimed
-from .liveness import Heartbeat, InvocationPulse, StopSignals
+from .liveness import WORKER_TAG, Heartbeat, InvocationPulse, StopSignals
 from .plan import Cell, Plan, build_plan
 from .progress import Progress
 from .protocol import lock_protocol
@@ -181,7 +181,11 @@ class StudyRunner:
         self.parent_run_id = self.tracker.start_run(
             f"{self.config.name} {dt.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}",
             params=self._invocation_params(),
-            tags={"redistill.role": "invocation", "redistill.host": socket.gethostname()},
+            tags={
+                "redistill.role": "invocation",
+                "redistill.host": socket.gethostname(),
+                WORKER_TAG: self.worker_label,
+            },
         )
         self.pulse = InvocationPulse(self.tracker, self.parent_run_id)
         status = "FAILED"
@@ -296,8 +300,13 @@ class StudyRunner:
         # After an outage (or at start) live workers get one grace period to heartbeat again
         # before anything is judged stale (see liveness).
         if self.storage.patience.steady_for() >= GRACE_PERIOD:
+            dead = set()
             for frozen in self.queue.retry_stale(GRACE_PERIOD):
                 self._close_stale_run(frozen)
+                dead.add(frozen.user_attrs.get("worker"))
+            # Their workers are dead: close their invocation runs now, not a grace period
+            # later (the study may be over by then, with nobody left to close them).
+            self.pulse.close_invocations_of(dead - {None})
         self.pulse.beat()
         self.pulse.close_dead_invocations()
 
