@@ -28,6 +28,18 @@ def _quiet(lines: list[str]) -> Patience:
     return Patience("test store", limit=30, first_delay=0.01, max_delay=0.05, say=lines.append)
 
 
+def _down_for(seconds: float, answer: object):
+    """A store that refuses connections for ``seconds``, then answers ``answer``."""
+    back_at = time.monotonic() + seconds
+
+    def store() -> object:
+        if time.monotonic() < back_at:
+            raise ConnectionRefusedError("connection refused")
+        return answer
+
+    return store
+
+
 def test_a_postgresql_server_that_is_down_is_transient() -> None:
     psycopg2 = pytest.importorskip("psycopg2")
     with pytest.raises(psycopg2.OperationalError) as caught:
@@ -86,13 +98,7 @@ def test_errors_that_waiting_cannot_cure_pass_straight_through(tmp_path: Path) -
 def test_an_outage_is_waited_for_with_one_line_at_each_end() -> None:
     lines: list[str] = []
     patience = _quiet(lines)
-    back_at = time.monotonic() + 0.5
-
-    def store() -> str:
-        if time.monotonic() < back_at:
-            raise ConnectionRefusedError("connection refused")
-        return "answer"
-
+    store = _down_for(0.5, "answer")
     assert patience.call(store) == "answer"
     assert len(lines) == 2, lines
     assert lines[0].startswith("test store unreachable since ")
@@ -134,13 +140,7 @@ def test_a_single_try_reports_the_outage_to_the_waiting_threads() -> None:
 def test_threads_share_one_outage(tmp_path: Path) -> None:
     lines: list[str] = []
     patience = _quiet(lines)
-    back_at = time.monotonic() + 0.3
-
-    def store() -> int:
-        if time.monotonic() < back_at:
-            raise ConnectionRefusedError("connection refused")
-        return 1
-
+    store = _down_for(0.3, 1)
     results: list[int] = []
     threads = [threading.Thread(target=lambda: results.append(patience.call(store))) for _ in "ab"]
     for t in threads:

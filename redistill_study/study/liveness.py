@@ -80,17 +80,8 @@ class InvocationPulse:
 
     def close_invocations_of(self, workers: set[str]) -> None:
         """Close the running invocation runs of ``workers``, whose trials were found stale."""
-        if not workers:
-            return
-        running = self.tracker.runs(
-            "tags.`redistill.role` = 'invocation' and attributes.status = 'RUNNING'"
-        )
-        for run in running:
-            if run.info.run_id != self.run_id and run.data.tags.get(WORKER_TAG) in workers:
-                self.tracker.set_tags(
-                    run.info.run_id, {"fail_reason": "worker stopped heartbeating"}
-                )
-                self.tracker.end_run(run.info.run_id, "KILLED")
+        if workers:
+            self._close_others(lambda run: run.data.tags.get(WORKER_TAG) in workers)
 
     def close_dead_invocations(self) -> None:
         """Close invocation runs silent for a grace period — only once this worker has seen the
@@ -99,12 +90,20 @@ class InvocationPulse:
         if self.tracker.patience.steady_for() < GRACE_PERIOD:
             return
         now = time.time()
+
+        def silent(run: Any) -> bool:
+            beat = float(run.data.tags.get(HEARTBEAT_TAG, run.info.start_time / 1000))
+            return now - beat > GRACE_PERIOD
+
+        self._close_others(silent)
+
+    def _close_others(self, dead: Callable[[Any], bool]) -> None:
+        """Close as KILLED every other running invocation run that ``dead`` picks."""
         running = self.tracker.runs(
             "tags.`redistill.role` = 'invocation' and attributes.status = 'RUNNING'"
         )
         for run in running:
-            beat = float(run.data.tags.get(HEARTBEAT_TAG, run.info.start_time / 1000))
-            if run.info.run_id != self.run_id and now - beat > GRACE_PERIOD:
+            if run.info.run_id != self.run_id and dead(run):
                 self.tracker.set_tags(
                     run.info.run_id, {"fail_reason": "worker stopped heartbeating"}
                 )

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from .waiting import change_once
+from .waiting import change_once, patiently
 
 # Attributes of one attempt, not of the slot: a copy starts without them (nor any metric,
 # whose names have a slash).
@@ -54,11 +55,6 @@ def _sqlalchemy() -> Any:
 
 def _engine(storage: BaseStorage) -> Any:
     return getattr(storage, "engine", None)
-
-
-def _patient(storage: BaseStorage, fn: Any) -> Any:
-    patience = getattr(storage, "patience", None)
-    return patience.call(fn) if patience is not None else fn()
 
 
 def _db_now(conn: Any) -> dt.datetime:
@@ -129,11 +125,11 @@ def lease_stale(
         except sa.exc.IntegrityError:
             return False  # another caller inserted it first
 
-    now, rows = _patient(storage, stale)
+    now, rows = patiently(storage, stale)
     return [
         (str(name), int(trial_id))
         for name, trial_id, heartbeat in rows
-        if _patient(storage, lambda t=trial_id, h=heartbeat: lease(int(t), h is None, now))
+        if patiently(storage, partial(lease, int(trial_id), heartbeat is None, now))
     ]
 
 

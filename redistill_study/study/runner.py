@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from optuna.trial import FrozenTrial
 
-from .._patience import DEFAULT_LIMIT, Patience
+from .._patience import DEFAULT_LIMIT
 from ..config import StudyConfig
 from ..data import DataBundle, build_dataset, data_root
 from ..errors import StoreUnreachable, UserError, redact_url
@@ -137,26 +137,16 @@ class StudyRunner:
                 self.options.resolved_storage(),
                 self.options.resolved_tracking(),
             )
-            self.storage = open_storage(
-                storage_url,
-                patience=Patience(
-                    f"Optuna storage {redact_url(storage_url)}",
-                    self.options.patience,
-                    slow_after=SLOW_AFTER,
-                ),
-            )
+            self.storage = open_storage(storage_url, limit=self.options.patience)
             self.tracker = Tracker(
                 tracking_uri,
                 self.config.name,
                 artifact_root=self.options.output / "mlartifacts",
-                patience=Patience(
-                    f"MLflow tracking store {redact_url(tracking_uri)}",
-                    self.options.patience,
-                    slow_after=SLOW_AFTER,
-                ),
+                limit=self.options.patience,
+                slow_after=SLOW_AFTER,
             )
             lock_protocol(self.storage, self.plan, str(self.options.config_path))
-            for url in (self.options.resolved_storage(), self.options.resolved_tracking()):
+            for url in (storage_url, tracking_uri):
                 use_write_ahead_log(url)
         self.queue = TrialQueue(self.storage, self.plan)
         self.scheduler = PhaseScheduler(self.plan, self.queue)
@@ -300,13 +290,14 @@ class StudyRunner:
         # After an outage (or at start) live workers get one grace period to heartbeat again
         # before anything is judged stale (see liveness).
         if self.storage.patience.steady_for() >= GRACE_PERIOD:
-            dead = set()
+            dead: set[str] = set()
             for frozen in self.queue.retry_stale(GRACE_PERIOD):
                 self._close_stale_run(frozen)
-                dead.add(frozen.user_attrs.get("worker"))
+                if frozen.user_attrs.get("worker"):
+                    dead.add(str(frozen.user_attrs["worker"]))
             # Their workers are dead: close their invocation runs now, not a grace period
             # later (the study may be over by then, with nobody left to close them).
-            self.pulse.close_invocations_of(dead - {None})
+            self.pulse.close_invocations_of(dead)
         self.pulse.beat()
         self.pulse.close_dead_invocations()
 

@@ -20,7 +20,7 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
-from .._patience import Patience, opening
+from .._patience import DEFAULT_LIMIT, Patience, opening
 from .._util import file_lock, first_line
 from ..errors import StoreUnreachable, UserError, redact_url
 
@@ -155,9 +155,10 @@ def open_storage(
     url: str,
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
-    patience: Patience | None = None,
+    limit: float = DEFAULT_LIMIT,
 ) -> PatientStorage:
-    """The study's storage, created if missing, every operation patient through outages."""
+    """The study's storage, created if missing, every operation patient through outages of up
+    to ``limit`` seconds."""
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Several local workers share one SQLite file: wait for the lock instead of failing.
@@ -177,7 +178,7 @@ def open_storage(
                 "keepalives_count": 3,
             }
     what = f"Optuna storage {redact_url(url)}"
-    patience = patience or Patience(what, slow_after=SLOW_AFTER)
+    patience = Patience(what, limit, slow_after=SLOW_AFTER)
     attempt = 0
     while True:
         try:

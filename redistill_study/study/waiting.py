@@ -56,7 +56,8 @@ WHERE trial_id = :trial_id AND state = 'WAITING'
 """
 
 
-def _patient(storage: BaseStorage, fn: Callable[[], T]) -> T:
+def patiently(storage: BaseStorage, fn: Callable[[], T]) -> T:
+    """``fn()`` (a statement on the storage's engine) through the storage's patience, if any."""
     patience = getattr(storage, "patience", None)
     return patience.call(fn) if patience is not None else fn()
 
@@ -123,7 +124,7 @@ def change_once(
                 then(conn)
         return bool(changed)
 
-    return _patient(storage, change)
+    return patiently(storage, change)
 
 
 def _select(storage: BaseStorage, sql: str, prefix: str) -> list | None:
@@ -140,7 +141,7 @@ def _select(storage: BaseStorage, sql: str, prefix: str) -> list | None:
                 conn.execute(sqlalchemy.text(sql), {"n": len(prefix), "prefix": prefix}).fetchall()
             )
 
-    return _patient(storage, select)
+    return patiently(storage, select)
 
 
 def waiting_trials(storage: BaseStorage, prefix: str, units: Iterable[str]) -> list[Waiting]:
@@ -259,4 +260,4 @@ def claim_planning(storage: BaseStorage, study_id: int, stale_after: float) -> b
             renewed = conn.execute(sqlalchemy.text(_RENEW_PLANNING), {**params, "old": old})
             return bool(renewed.rowcount == 1)
 
-    return _patient(storage, take)
+    return patiently(storage, take)

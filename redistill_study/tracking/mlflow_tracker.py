@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._patience import Patience, is_transient, opening
+from .._patience import DEFAULT_LIMIT, Patience, is_transient, opening
 from .._util import first_line
 from ..errors import StoreUnreachable, UserError, redact_url
 from .links import open_lines
@@ -61,15 +61,18 @@ class Tracker:
         tracking_uri: str,
         experiment: str,
         artifact_root: Path | None = None,
-        patience: Patience | None = None,
+        limit: float = DEFAULT_LIMIT,
+        slow_after: float | None = None,
     ) -> None:
+        """Every call waits out an outage of up to ``limit`` seconds; ``slow_after``: see
+        :class:`Patience`."""
         from mlflow import MlflowClient
 
         _quiet_mlflow()  # after the import: mlflow sets its own log levels when imported
 
         self.tracking_uri = tracking_uri
         what = f"MLflow tracking store {redact_url(tracking_uri)}"
-        self.patience = patience or Patience(what)
+        self.patience = Patience(what, limit, slow_after=slow_after)
         try:
             self.client = MlflowClient(tracking_uri=tracking_uri)
             self.experiment_id = opening(what).call(

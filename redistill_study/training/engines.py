@@ -22,7 +22,13 @@ import torch
 from ..config import TrainConfig
 from ..data import DataBundle, iterate_batches
 from ..losses import Context
-from ..losses.fused import SlotConstants, loss_dtype, soft_target_terms, stack_batches
+from ..losses.fused import (
+    SlotConstants,
+    SoftTargetForm,
+    loss_dtype,
+    soft_target_terms,
+    stack_batches,
+)
 from .gradients import clip_, clip_slots_, slot_norms
 from .members import Member, learning_rate, predict
 from .runtime import Runtime
@@ -154,6 +160,7 @@ class VectorisedEngine:
         self.base_lr = members[0].base_lr
         self.optimizer = _wide_optimizer(self.wide, members[0])
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.k = wide.k  # slots (the prepared model may be a wrapper)
 
     def begin_epoch(self, active: Sequence[Member], recipe: TrainConfig, epoch: int) -> None:
         lr = learning_rate(recipe, self.base_lr, epoch)
@@ -205,9 +212,9 @@ class VectorisedEngine:
         self.optimizer.zero_grad(set_to_none=True)
         sum(losses).backward()  # each member's loss reaches only its own slice of the weights
         params = self.params
-        norms = slot_norms(params, self.wide.k)
+        norms = slot_norms(params, self.k)
         if self.max_norm is not None:
-            clip_slots_(params, self.wide.k, norms, self.max_norm)
+            clip_slots_(params, self.k, norms, self.max_norm)
         self.norms.append(norms)
         self.optimizer.step()
 
@@ -221,8 +228,7 @@ class VectorisedEngine:
             self.fused_means = (total / steps).tolist() if total is not None else []
         if not self.fused_means:
             return {}
-        ce, kd = self.fused_means[self.slot[id(m)]]
-        return {"train/ce": ce, "train/kd": kd} if form.has_kd else {"train/ce": ce}
+        return _named(form, *self.fused_means[self.slot[id(m)]])
 
     def terms_at(self, m: Member, step: int) -> dict[str, float]:
         form = self.forms[id(m)]
@@ -230,8 +236,7 @@ class VectorisedEngine:
             return self.sums.at(m, step)
         if step >= len(self.fused_terms):
             return {}
-        ce, kd = self.fused_terms[step][self.slot[id(m)]].tolist()
-        return {"train/ce": ce, "train/kd": kd} if form.has_kd else {"train/ce": ce}
+        return _named(form, *self.fused_terms[step][self.slot[id(m)]].tolist())
 
     def grad_norms(self, m: Member) -> list[torch.Tensor]:
         if self.stacked_norms is None:  # once per epoch: (steps, K)
@@ -265,6 +270,11 @@ class VectorisedEngine:
     def finish(self, members: Sequence[Member]) -> None:
         for m in members:
             self.wide.unstack_into(self.slot[id(m)], m.model)
+
+
+def _named(form: SoftTargetForm, ce: float, kd: float) -> dict[str, float]:
+    """A fused slot's two terms under their names (the KD term only where the method has one)."""
+    return {"train/ce": ce, "train/kd": kd} if form.has_kd else {"train/ce": ce}
 
 
 def _wide_optimizer(wide: StackedModel, template: Member) -> torch.optim.Optimizer:
