@@ -117,6 +117,7 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
     views = re.findall(r'<figure data-view="([^"]+)" data-elements="(\d+)"', dom.stdout)
     expected = {
         "verdict",
+        "recipes",
         "stability",
         "estimates",
         "accuracy-vs-noise",

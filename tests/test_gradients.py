@@ -135,6 +135,31 @@ def test_clipped_members_in_a_wide_model_equal_clipped_solo_training(digits, run
         assert max(h["train/grad_norm_max"] for h in solo.history) > 0.1  # binding
 
 
+def test_members_with_their_own_clips_share_a_wide_model(digits, runtime, table):
+    # A recipe's clip travels with each member: clipped and unclipped students train together,
+    # each as it would alone with its own clip.
+    clips = [0.1, None, 0.4]
+    recipes = [RECIPE.model_copy(update={"epochs": 3, "grad_clip": c}) for c in clips]
+    solo = []
+    for recipe in recipes:
+        (m,) = _members(runtime, [create_method("redistill")], recipe=recipe)
+        _train([m], digits, runtime, table, recipe, vectorize=False, evaluate_val=False)
+        solo.append(m)
+    together = [_members(runtime, [create_method("redistill")], recipe=r)[0] for r in recipes]
+    engine = _train(together, digits, runtime, table, recipes[1], evaluate_val=False)
+    assert engine == "vectorised"
+    finals = []
+    for alone, wide in zip(solo, together):
+        ref = torch.cat([p.detach().flatten() for p in alone.model.parameters()])
+        got = torch.cat([p.detach().flatten() for p in wide.model.parameters()])
+        assert ((got - ref).norm() / ref.norm()).item() < 1e-2  # round-off only
+        finals.append(got)
+    # The clips bind differently, so the three really trained differently.
+    for clipped in (finals[0], finals[2]):
+        assert (clipped - finals[1]).norm() / finals[1].norm() > 0.01
+    assert max(h["train/grad_norm_max"] for h in solo[1].history) > 0.4
+
+
 class _Overflows(KD):
     """Test-only method: its KD term becomes infinite from the second epoch's third step."""
 

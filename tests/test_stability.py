@@ -1,6 +1,6 @@
 """The stability table from records whose truth is set: divergences clustered in one student,
 crashed runs left out (missing, not outcomes), a teacher-free method's copies counted once, the
-median step of divergence, and the table in the terminal report."""
+median step of divergence, the recipes side by side, and the table in the terminal report."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def test_divergences_are_counted_per_method_and_student() -> None:
     assert rows[("redistill", "mlp")] == {
         "method": "redistill",
         "student": "mlp",
+        "recipe": "",
         "runs": 4,
         "diverged": 3,
         "median_step": 8.0,
@@ -49,3 +50,27 @@ def test_divergences_are_counted_per_method_and_student() -> None:
     assert stability_text(stability_rows([_record("kd", "mlp")])) == [
         "stability: no evaluation run diverged"
     ]
+
+
+def test_each_recipe_is_counted_apart() -> None:
+    # The divergence follows the recipe: every plain run of one student blew up, none clipped.
+    records = [
+        *(_record("redistill", "mlp", "diverged", step=s, recipe="plain") for s in (7, 8, 9)),
+        *(_record("redistill", "mlp", recipe="clip5") for _ in range(3)),
+        _record("redistill", "mlp", "diverged", step=400, recipe="clip5"),
+    ]
+    rows = {(r["method"], r["recipe"]): r for r in stability_rows(records)}
+    assert (rows[("redistill", "plain")]["diverged"], rows[("redistill", "plain")]["runs"]) == (
+        3,
+        3,
+    )
+    assert rows[("redistill", "plain")]["median_step"] == 8.0
+    assert (rows[("redistill", "clip5")]["diverged"], rows[("redistill", "clip5")]["runs"]) == (
+        1,
+        4,
+    )
+    text = stability_text(list(rows.values()))
+    assert text[1].split() == ["method", "student", "recipe", "diverged", "median", "step"]
+    assert any(
+        line.split()[:3] == ["redistill", "mlp", "plain"] and "3 of 3" in line for line in text
+    )

@@ -11,13 +11,15 @@ import scipy.stats
 import torch
 from torchvision.transforms import v2
 
-from redistill_study.config import DatasetConfig, PairConfig, TrainConfig
+from redistill_study.config import DatasetConfig, PairConfig, RecipeConfig, TrainConfig
 from redistill_study.data import build_dataset
 from redistill_study.data.augment import random_crop_flip
 from redistill_study.noise import NoiseSetting
 from redistill_study.study.cell import cached_logits, logits_cache_key
 from redistill_study.study.plan import Cell
 from redistill_study.training import TeacherSpec, make_runtime, seeded_model
+
+PLAIN = RecipeConfig(name="plain", primary=True)
 
 N = 3000
 
@@ -75,7 +77,7 @@ def test_teacher_logit_cache_follows_teacher_data_and_noise(tmp_path: Path) -> N
             recipe=recipe,
         )
 
-    cell = Cell(pair, NoiseSetting())
+    cell = Cell(pair, NoiseSetting(), PLAIN)
     base = logits_cache_key(spec(bundle), cell)
     assert logits_cache_key(spec(bundle), cell) == base
     assert logits_cache_key(spec(other_data), cell) != base  # data / split changed
@@ -87,7 +89,7 @@ def test_teacher_logit_cache_follows_teacher_data_and_noise(tmp_path: Path) -> N
             "teacher": {"model": "digits_mlp", "normalization": {"mean": [0.5], "std": [0.2]}},
         }
     )
-    assert logits_cache_key(spec(bundle), Cell(renorm, NoiseSetting())) != base
+    assert logits_cache_key(spec(bundle), Cell(renorm, NoiseSetting(), PLAIN)) != base
 
     model = seeded_model("digits_mlp", 10, 0).eval()
     first = cached_logits(model, spec(bundle), cell, bundle, runtime, tmp_path)

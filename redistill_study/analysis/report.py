@@ -250,23 +250,52 @@ class Renderer:
             2,
         )
 
+    def recipes(self, view: dict[str, Any]) -> str:
+        """Each recipe's verdict, outcome per fixed arm, and the secondary recipes' forests."""
+        reports = [self.r, *self.r.others]
+        rows, csv_rows = [], []
+        for r in reports:
+            outcomes = " · ".join(f"{arm} {a.outcome}" for arm, a in r.decision.arms.items())
+            role = "primary" if r is self.r else "secondary"
+            name = r.recipe_text or f"recipe {r.study.get('primary_recipe') or 'as declared'}"
+            rows.append([name, role, r.decision.text, outcomes or "—"])
+            csv_rows.append(
+                {"recipe": r.recipe, "role": role, "verdict": r.decision.text, "outcomes": outcomes}
+            )
+        self._csv(view["id"], csv_rows)
+        parts = [_table(["recipe", "role", "verdict", "outcomes"], rows, 4)]
+        agreement = self.r.agreement() or "one recipe: the verdict above is the only one"
+        parts.append(f'<p class="note">{html.escape(agreement)}</p>')
+        for other in self.r.others:
+            inner = Renderer(other, self.out)
+            parts.append(f"<h3>{html.escape(other.recipe_text)}</h3>")
+            parts.append(inner.forest({"id": f"{view['id']}-{other.recipe}"}))
+            self.files += inner.files
+        return "".join(parts)
+
     def stability(self, view: dict[str, Any]) -> str:
         self._csv(view["id"], self.r.stability)
+        recipes = any(r.get("recipe") for r in self.r.stability)
         rows = [
             [
                 r["method"],
                 r["student"],
+                *([r["recipe"]] if recipes else []),
                 f"{r['diverged']} of {r['runs']}",
                 "—" if r["median_step"] is None else f"{r['median_step']:.0f}",
             ]
             for r in self.r.stability
         ]
-        return _table(["method", "student", "diverged", "median step of divergence"], rows, 2)
+        headers = ["method", "student", *(["recipe"] if recipes else [])]
+        return _table([*headers, "diverged", "median step of divergence"], rows, len(headers))
 
     def cells(self, view: dict[str, Any]) -> str:
-        self._csv(view["id"], self.r.rows)
+        all_rows = self.r.all_rows()
+        self._csv(view["id"], all_rows)
+        recipes = bool(self.r.others)
         rows = [
             [
+                *([r["recipe"]] if recipes else []),
                 r["pair"],
                 r["noise"],
                 r["method"],
@@ -275,12 +304,13 @@ class Renderer:
                 f"[{_pts(r['ci_low'], False)}, {_pts(r['ci_high'], False)}]",
                 r["first_reason"] or "",
             ]
-            for r in self.r.rows
+            for r in all_rows
         ]
+        headers = [*(["recipe"] if recipes else []), "pair", "noise", "method"]
         return _table(
-            ["pair", "noise", "method", "seeds", "test top-1", "95 % interval", "first failure"],
+            [*headers, "seeds", "test top-1", "95 % interval", "first failure"],
             rows,
-            3,
+            len(headers),
         )
 
 
@@ -327,7 +357,7 @@ def write_outputs(report: StudyReport, output: Path, meta: str = "") -> dict[str
     """``summary.csv`` and the dashboard in ``output``; returns their paths."""
     output.mkdir(parents=True, exist_ok=True)
     csv_path = output / "summary.csv"
-    write_csv(report.rows, csv_path)
+    write_csv(report.all_rows(), csv_path)
     index, files = render_dashboard(
         report,
         output / "dashboard",

@@ -16,6 +16,7 @@ from .statistics import t_interval
 
 SEVERITY_KEYS = ("ece", "kl_noisy_clean", "wrong_fraction")
 CSV_FIELDS = [
+    "recipe",
     "noise",
     "method",
     "pair",

@@ -48,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     )
     table = table.to(runtime.device)
     students = {}
-    for pair in config.pairs:
-        students.setdefault(plan.student_key(pair), pair)
+    for cell in plan.cells:  # the primary recipe's students (recipes differ in settings only)
+        if cell.recipe.name == plan.primary_recipe:
+            students.setdefault(plan.student_key(cell), cell.pair)
     peak = matmul_peak(runtime.device)
     print(
         f"bench study {config.name}: {len(students)} student architecture(s), cohorts of K = {k},"

@@ -299,6 +299,7 @@ def check_semantics(
                 f"{noise.kind} needs teachers the study trains; pair {loaded[0]!r} loads one",
             )
     _check_verdict(config, located)
+    _check_recipes(config, located)
     seeds = range(config.seed, config.seed + config.seeds)
     if config.tuning.seed is not None and config.tuning.seed in seeds:
         raise located.error(
@@ -306,6 +307,55 @@ def check_semantics(
             f"{config.tuning.seed} is one of the evaluation seeds {config.seed}…"
             f"{config.seed + config.seeds - 1}; the search needs a seed of its own",
         )
+
+
+RECIPE_KEYS = ("name", "primary", "lr_scale", "methods")
+
+
+def _check_recipes(config: StudyConfig, located: _Located) -> None:
+    """A recipe's keys are its own or keys of ``train`` with valid values; one primary, which
+    trains every arm; a restricted recipe keeps the verdict's reference."""
+    marked = [i for i, r in enumerate(config.recipes) if r.primary]
+    if len(marked) > 1:
+        raise located.error(
+            ("recipes", marked[1], "primary"),
+            f"only one recipe can be primary; {config.recipes[marked[0]].name!r} already is",
+        )
+    primary = config.primary_recipe
+    known = {m.name for m in config.methods}
+    for i, recipe in enumerate(config.recipes):
+        for key in recipe.overrides:
+            if key not in TrainConfig.model_fields:
+                hint = did_you_mean(key, [*RECIPE_KEYS, *TrainConfig.model_fields], 1)
+                raise located.error(
+                    ("recipes", i, key),
+                    f"unknown key{hint}; a recipe takes {', '.join(RECIPE_KEYS)} or a key of train",
+                )
+        try:
+            TrainConfig.model_validate({**config.train.model_dump(), **recipe.overrides})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            msg = err["msg"].removeprefix("Value error, ")
+            raise located.error(("recipes", i, *err["loc"]), msg) from None
+        if recipe.methods is None:
+            continue
+        if recipe is primary:
+            raise located.error(
+                ("recipes", i, "methods"),
+                f"the primary recipe {recipe.name!r} trains every arm; restrict a secondary one",
+            )
+        for j, name in enumerate(recipe.methods):
+            if name not in known:
+                raise located.error(
+                    ("recipes", i, "methods", j), _unknown(name, list(known), "method")
+                )
+        reference = config.verdict.reference or ("kd" if "kd" in known else None)
+        if reference is not None and reference not in recipe.methods:
+            raise located.error(
+                ("recipes", i, "methods"),
+                f"must include the verdict's reference {reference!r}: each recipe's verdict "
+                "compares against it",
+            )
 
 
 def _check_verdict(config: StudyConfig, located: _Located) -> None:

@@ -118,6 +118,11 @@ def reference() -> str:
                 f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | "
                 f"{_allowed(field)} | {meaning} |"
             )
+        if model.model_config.get("extra") == "allow":  # a recipe: any key of train besides
+            lines.append(
+                "| any key of `train` | | | as in `train` | overrides the student recipe, "
+                "e.g. `grad_clip: 5` |"
+            )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -215,6 +215,38 @@ class MethodConfig(Strict):
     )
 
 
+class RecipeConfig(BaseModel):
+    """A named variation of the student recipe: every arm is trained under every recipe.
+
+    Besides ``name``, ``primary``, ``lr_scale`` and ``methods`` it takes any key of ``train``
+    (``grad_clip: 5``, ``lr: 0.02``, ``epochs: 8``…), applied over the study's ``train`` and the
+    pair's own overrides; ``lr_scale`` then multiplies the learning rate.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(
+        min_length=1, max_length=40, pattern=r"^[\w.+-]+$", description="the recipe's name"
+    )
+    primary: bool = Field(
+        False, description="the recipe whose verdict is the headline (exactly one per study)"
+    )
+    lr_scale: float = Field(1.0, gt=0, le=1000, description="multiplies the learning rate")
+    methods: list[str] | None = Field(
+        None,
+        description="the arms trained under this recipe (null: every arm; the primary recipe "
+        "trains every arm)",
+    )
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The keys of ``train`` this recipe sets."""
+        return dict(self.model_extra or {})
+
+
+PLAIN_RECIPE = "plain"
+
+
 class TuningConfig(Strict):
     """How tuned methods search, on the validation split."""
 
@@ -312,6 +344,12 @@ class StudyConfig(Strict):
         description="teacher-noise settings",
     )
     methods: list[MethodConfig] = Field(min_length=1, description="the arms")
+    recipes: list[RecipeConfig] = Field(
+        default_factory=lambda: [RecipeConfig(name=PLAIN_RECIPE, primary=True)],
+        min_length=1,
+        description="named variations of the student recipe, e.g. {name: clip5, grad_clip: 5} "
+        "(default: one, `plain`, the recipe as given); the verdict decides per recipe",
+    )
     tuning: TuningConfig = Field(default_factory=TuningConfig, description="the searches")
     verdict: VerdictConfig = Field(
         default_factory=VerdictConfig, description="the declared question"
@@ -334,3 +372,19 @@ class StudyConfig(Strict):
         if dupes:
             raise ValueError(f"methods must be unique; repeated: {sorted(dupes)}")
         return self
+
+    @field_validator("recipes")
+    @classmethod
+    def _unique_recipes(cls, value: list[RecipeConfig]) -> list[RecipeConfig]:
+        names = [r.name for r in value]
+        dupes = {x for x in names if names.count(x) > 1}
+        if dupes:
+            raise ValueError(f"names must be unique; repeated: {sorted(dupes)}")
+        return value
+
+    @property
+    def primary_recipe(self) -> RecipeConfig:
+        """The recipe marked ``primary``; else the plain one (no overrides), else the first."""
+        marked = [r for r in self.recipes if r.primary]
+        plain = [r for r in self.recipes if not r.overrides and r.lr_scale == 1]
+        return (marked or plain or self.recipes)[0]

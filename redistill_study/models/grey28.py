@@ -7,6 +7,7 @@ inductive bias, from about 20 k to about 2 M parameters.
 | ResNet    | ``fm_resnet8``, ``fm_resnet14``                 | CIFAR-style basic-block ResNets    |
 | MobileNet | ``fm_mobilenet_s``, ``fm_mobilenet_m``          | inverted residuals, depthwise conv |
 | MLP       | ``fm_mlp_s``, ``fm_mlp_m``, ``fm_mlp_l``        | fully connected on the flat image  |
+|           | ``fm_mlp_s_bn``                                 | ``fm_mlp_s`` with batch norm       |
 
 ``in_chans`` (default 1) lets any of them take colour input.
 """
@@ -145,13 +146,20 @@ class SmallMobileNet(nn.Module):
 
 class MLP(nn.Module):
     def __init__(
-        self, hidden: tuple[int, ...], num_classes: int = 10, in_chans: int = 1, size: int = 28
+        self,
+        hidden: tuple[int, ...],
+        num_classes: int = 10,
+        in_chans: int = 1,
+        size: int = 28,
+        norm: bool = False,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         inp = in_chans * size * size
         for h in hidden:
-            layers += [nn.Linear(inp, h), nn.ReLU(inplace=True)]
+            # Batch norm keeps each hidden layer's scale fixed, whatever the step did to it.
+            layers += [nn.Linear(inp, h), *([nn.BatchNorm1d(h)] if norm else [])]
+            layers.append(nn.ReLU(inplace=True))
             inp = h
         layers.append(nn.Linear(inp, num_classes))
         self.net = nn.Sequential(*layers)
@@ -178,9 +186,14 @@ def _register() -> None:
             )
         )
     for name, hidden in _MLPS.items():
-        register_model(name, FAMILY)(
-            lambda num_classes=10, in_chans=1, _h=hidden: MLP(_h, num_classes, in_chans)
-        )
+        for suffix, norm in (("", False), ("_bn", True)):
+            if norm and name != "fm_mlp_s":
+                continue
+            register_model(name + suffix, FAMILY)(
+                lambda num_classes=10, in_chans=1, _h=hidden, _n=norm: MLP(
+                    _h, num_classes, in_chans, norm=_n
+                )
+            )
 
 
 _register()

@@ -25,7 +25,8 @@ def train_claimed(
     should_stop: Callable[[], bool],
 ) -> str:
     """Train, score and record ``cohort``; return the engine that trained it."""
-    recipe = plan.student_recipe(cohort[0].unit.cell.pair)  # the same for the whole cohort
+    # The same for the whole cohort but the gradient clip, which each member applies itself.
+    recipe = plan.cell_recipe(cohort[0].unit.cell)
     members: list[Member] = []
     for c in cohort:
         cell = c.unit.cell
@@ -38,7 +39,7 @@ def train_claimed(
                 num_classes=bundle.num_classes,
                 seed=c.seed,
                 method=c.unit.method.cls(**c.hparams),
-                recipe=recipe,
+                recipe=plan.cell_recipe(cell),
                 runtime=runtime,
                 teacher=teacher.teacher_fn(),
             )

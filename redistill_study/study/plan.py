@@ -1,11 +1,13 @@
-"""From a config to the grid: cells (pair × noise setting), units (cell × method × phase), the
-arms' roles in the verdict, and the seeds.
+"""From a config to the grid: cells (pair × noise setting × recipe), units (cell × method ×
+phase), the arms' roles in the verdict, and the seeds.
 
-Each unit is one Optuna study named ``<study>/<pair>/<noise>/<method>/<phase>``. Every trial is
-enqueued up front with its *slot* (user attributes: the seed and the phase), so several workers
-claim trials atomically from the storage and nothing runs twice. A method that ignores the
-teacher (``ce``) is trained once per pair, in the pair's first noise setting, and its runs
-stand for every noise setting of that pair.
+Each unit is one Optuna study named ``<study>/<pair>/<noise>/<recipe>/<method>/<phase>``.
+Every trial is enqueued up front with its *slot* (user attributes: the seed and the phase), so
+several workers claim trials atomically from the storage and nothing runs twice. A method that
+ignores the teacher (``ce``) is trained once per pair and recipe, in the pair's first noise
+setting, and its runs stand for every noise setting of that pair. A recipe is a named variation
+of the student recipe; every arm trains under every recipe unless a secondary recipe names its
+arms.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import MethodConfig, PairConfig, StudyConfig, TrainConfig
+from ..config import MethodConfig, PairConfig, RecipeConfig, StudyConfig, TrainConfig
 from ..data import dataset_info
 from ..losses import Method, get_method
 from ..noise import NoiseSetting, noise_seed
@@ -32,9 +34,15 @@ DEFAULT_REFERENCE = "kd"
 class Cell:
     pair: PairConfig
     noise: NoiseSetting
+    recipe: RecipeConfig
 
     @property
     def label(self) -> str:
+        return f"{self.pair.label}/{self.noise.label}/{self.recipe.name}"
+
+    @property
+    def pair_noise(self) -> str:
+        """What the cell's students are taught: its cells under other recipes share it."""
         return f"{self.pair.label}/{self.noise.label}"
 
 
@@ -108,14 +116,35 @@ class Plan:
     def noise_labels(self) -> list[str]:
         return list(dict.fromkeys(c.noise.label for c in self.cells))
 
+    @property
+    def recipes(self) -> tuple[RecipeConfig, ...]:
+        return tuple(self.config.recipes)
+
+    @property
+    def primary_recipe(self) -> str:
+        return self.config.primary_recipe.name
+
     def method(self, name: str) -> MethodPlan:
         return next(m for m in self.methods if m.name == name)
 
     def trains_in(self, method: MethodPlan, cell: Cell) -> bool:
-        """A teacher-free method trains in the pair's first cell only."""
-        if method.uses_teacher:
-            return True
-        return cell == next(c for c in self.cells if c.pair.label == cell.pair.label)
+        """Whether the method has units in the cell: under the recipes that train it, and for
+        a teacher-free method in the pair's first cell of each recipe only."""
+        if not self.recipe_trains(cell.recipe, method.name):
+            return False
+        return method.uses_teacher or cell == self.home_cell(cell)
+
+    def home_cell(self, cell: Cell) -> Cell:
+        """The pair's first cell under the cell's recipe (where teacher-free methods train)."""
+        return next(
+            c
+            for c in self.cells
+            if c.pair.label == cell.pair.label and c.recipe.name == cell.recipe.name
+        )
+
+    @staticmethod
+    def recipe_trains(recipe: RecipeConfig, method: str) -> bool:
+        return recipe.methods is None or method in recipe.methods
 
     def first_units(self) -> list[Unit]:
         """The units that can start at once: fixed methods' seeds and tuned methods' searches."""
@@ -147,7 +176,9 @@ class Plan:
         return [
             Unit(dependent.study, cell, dependent.method, Phase.SEARCH)
             for cell in self.cells
-            if cell.noise == dependent.cell.noise and self.teacher_label(cell.pair) != held_out
+            if cell.noise == dependent.cell.noise
+            and cell.recipe.name == dependent.cell.recipe.name
+            and self.teacher_label(cell.pair) != held_out
         ]
 
     def all_units(self) -> list[Unit]:
@@ -165,21 +196,29 @@ class Plan:
                 "seed": seed,
                 "phase": unit.phase.value,
                 "cell": unit.cell.label,
+                "recipe": unit.cell.recipe.name,
                 "method": unit.method.name,
             }
             for i, seed in enumerate(seeds)
         ]
 
-    def student_recipe(self, pair: PairConfig) -> TrainConfig:
-        return TrainConfig.model_validate({**self.config.train.model_dump(), **pair.train})
+    def student_recipe(self, pair: PairConfig, recipe: RecipeConfig | None = None) -> TrainConfig:
+        """The study's ``train``, then the pair's overrides, then the recipe's (default: the
+        primary recipe); ``lr_scale`` multiplies the learning rate last."""
+        recipe = recipe or self.config.primary_recipe
+        merged = {**self.config.train.model_dump(), **pair.train, **recipe.overrides}
+        merged["lr"] = merged["lr"] * recipe.lr_scale
+        return TrainConfig.model_validate(merged)
 
-    def student_key(self, pair: PairConfig) -> str:
-        """Pairs with the same key train their students together: same architecture, same
-        arguments, same recipe."""
+    def cell_recipe(self, cell: Cell) -> TrainConfig:
+        return self.student_recipe(cell.pair, cell.recipe)
+
+    def student_key(self, cell: Cell) -> str:
+        """Cells with the same key train their students together: same architecture, same
+        arguments, same recipe up to the gradient clip (each member clips its own gradient)."""
+        shared = self.cell_recipe(cell).model_dump(exclude={"grad_clip"})
         return json.dumps(
-            [pair.student.model, pair.student.args, self.student_recipe(pair).model_dump()],
-            sort_keys=True,
-            default=str,
+            [cell.pair.student.model, cell.pair.student.args, shared], sort_keys=True, default=str
         )
 
     def teacher_recipe(self, pair: PairConfig) -> TrainConfig:
@@ -231,6 +270,7 @@ class Plan:
                 "margin": self.margin,
                 "alpha": self.config.verdict.alpha,
                 **self.arms.as_dict(),
+                "primary_recipe": self.primary_recipe,
                 "failure_margin": self.failure_margin,
                 "min_pairs": self.config.verdict.min_pairs,
                 "min_students": self.config.verdict.min_students,
@@ -265,16 +305,17 @@ def _searches_lambda(method: MethodPlan) -> bool:
 
 def build_plan(config: StudyConfig) -> Plan:
     cells = []
-    for pair in config.pairs:
-        for noise in config.noise:
-            for level in noise.levels:
-                setting = NoiseSetting(
-                    kind=noise.kind,
-                    level=float(level),
-                    seed=noise_seed(config.seed, noise.kind),
-                    mode=noise.mode,
-                )
-                cells.append(Cell(pair, setting))
+    for recipe in config.recipes:
+        for pair in config.pairs:
+            for noise in config.noise:
+                for level in noise.levels:
+                    setting = NoiseSetting(
+                        kind=noise.kind,
+                        level=float(level),
+                        seed=noise_seed(config.seed, noise.kind),
+                        mode=noise.mode,
+                    )
+                    cells.append(Cell(pair, setting, recipe))
     methods = []
     for m in config.methods:
         cls = get_method(m.method or m.name)

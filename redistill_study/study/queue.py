@@ -190,7 +190,7 @@ class TrialQueue:
         groups: dict[tuple[str, int], list[tuple[Unit, Waiting]]] = {}
         for w in waiting_trials(self.storage, f"{self.plan.config.name}/", units):
             unit = units[w.unit]
-            groups.setdefault((self.plan.student_key(unit.cell.pair), w.seed), []).append((unit, w))
+            groups.setdefault((self.plan.student_key(unit.cell), w.seed), []).append((unit, w))
         ranked = sorted(
             groups.items(),
             key=lambda kv: (

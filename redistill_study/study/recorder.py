@@ -25,11 +25,12 @@ from .queue import Claimed
 
 
 def run_name(c: Claimed) -> str:
-    """Unique and readable: ``pair / method / noise / seed N / phase`` (+ trial in a search)."""
+    """Unique and readable: ``pair / method / noise / recipe / seed N / phase`` (+ trial in a
+    search)."""
     cell = c.unit.cell
     name = (
-        f"{cell.pair.label} / {c.unit.method.name} / {cell.noise.label} / seed {c.seed} / "
-        f"{c.unit.phase.value}"
+        f"{cell.pair.label} / {c.unit.method.name} / {cell.noise.label} / {cell.recipe.name} / "
+        f"seed {c.seed} / {c.unit.phase.value}"
     )
     if c.unit.phase is Phase.SEARCH:
         return f"{name} t{c.number}"
@@ -113,8 +114,12 @@ class Recorder:
             "seed": c.seed,
             "phase": c.unit.phase.value,
             "cell": cell.label,
+            "recipe": cell.recipe.name,
+            **{f"recipe.{k}": v for k, v in cell.recipe.overrides.items()},
             **cell.noise.params(),
         }
+        if cell.recipe.lr_scale != 1:
+            params["recipe.lr_scale"] = cell.recipe.lr_scale
         if "lam" in c.hparams:
             params["lam"] = c.hparams["lam"]
         params.update({f"hp.{k}": v for k, v in c.hparams.items()})

@@ -7,8 +7,8 @@ Per slot (a seed of a unit) the latest trial counts: a trial failed by a dead or
 worker is superseded by its re-queued copy (:mod:`.retry`; a withdrawn copy never counts).
 An evaluation run that diverged or failed is a record with ``status`` ``diverged`` /
 ``failed`` and ``test/top1`` at chance (1 / classes). A teacher-free method (``ce``) trains
-once per pair; its records stand for every noise setting of that pair (``shared_from`` names
-the cell they were trained in).
+once per pair and recipe; its records stand for every noise setting of that pair
+(``shared_from`` names the cell they were trained in). Every record names its ``recipe``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from ..config import RecipeConfig
 from ..data import dataset_info
 from .phases import Phase
 from .plan import Plan, Unit
@@ -69,6 +70,12 @@ def study_summary(plan: Plan) -> dict[str, Any]:
         "students": {p.label: plan.student_label(p) for p in c.pairs},
         "units": plan.units_of_generalisation(),
         "noise_order": plan.noise_labels,
+        "recipes": {r.name: _recipe_text(plan, r) for r in plan.recipes},
+        "primary_recipe": plan.primary_recipe,
+        "recipe_methods": {
+            r.name: [m.name for m in plan.methods if plan.recipe_trains(r, m.name)]
+            for r in plan.recipes
+        },
         "methods": [m.name for m in plan.methods],
         "tuned": [m.name for m in plan.methods if m.tune],
         "seeds": plan.seeds,
@@ -83,6 +90,14 @@ def study_summary(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _recipe_text(plan: Plan, recipe: RecipeConfig) -> str:
+    """A recipe in words: what it changes ("as declared" for none)."""
+    changes = [f"{k} {v}" for k, v in recipe.overrides.items()]
+    if recipe.lr_scale != 1:
+        changes.append(f"lr × {recipe.lr_scale:g}")
+    return ", ".join(changes) or "as declared"
+
+
 def _unit_fields(plan: Plan, unit: Unit) -> dict[str, Any]:
     cell = unit.cell
     return {
@@ -92,6 +107,7 @@ def _unit_fields(plan: Plan, unit: Unit) -> dict[str, Any]:
         "noise": cell.noise.label,
         "noise.kind": cell.noise.kind,
         "noise.level": cell.noise.level,
+        "recipe": cell.recipe.name,
         "method": unit.method.name,
         "phase": unit.phase.value,
     }
@@ -167,14 +183,15 @@ def _shared_copies(plan: Plan, evaluations: list[dict[str, Any]]) -> list[dict[s
         if method.uses_teacher:
             continue
         for cell in plan.cells:
-            if plan.trains_in(method, cell):
+            if plan.trains_in(method, cell) or not plan.recipe_trains(cell.recipe, method.name):
                 continue
-            home = next(c for c in plan.cells if c.pair.label == cell.pair.label)
+            home = plan.home_cell(cell)
             for r in evaluations:
-                if (r["method"], r["pair"], r["noise"]) == (
+                if (r["method"], r["pair"], r["noise"], r["recipe"]) == (
                     method.name,
                     home.pair.label,
                     home.noise.label,
+                    home.recipe.name,
                 ):
                     copy = {k: v for k, v in r.items() if not k.startswith("teacher/")}
                     copy.update(teacher_metrics.get((cell.pair.label, cell.noise.label), {}))

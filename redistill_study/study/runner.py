@@ -302,8 +302,8 @@ class StudyRunner:
         self.pulse.close_dead_invocations()
 
     def _cell(self, cell: Cell) -> CellTeacher:
-        if cell.label not in self._cells:
-            self._cells[cell.label] = prepare_cell(
+        if cell.pair_noise not in self._cells:  # recipes share their cells' teacher
+            self._cells[cell.pair_noise] = prepare_cell(
                 self.plan,
                 cell,
                 self.bundle,
@@ -312,7 +312,7 @@ class StudyRunner:
                 self.options.config_path.parent,
                 self.progress.say,
             )
-        return self._cells[cell.label]
+        return self._cells[cell.pair_noise]
 
     def _train(self, cohort: list[Claimed]) -> None:
         assert self.recorder is not None

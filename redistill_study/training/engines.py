@@ -14,6 +14,7 @@ random numbers (dropout), or when the wide model does not reproduce the members'
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -92,7 +93,6 @@ class SequentialEngine:
 
     def begin_epoch(self, active: Sequence[Member], recipe: TrainConfig, epoch: int) -> None:
         self.sums = _TermSums()
-        self.max_norm = recipe.grad_clip
         self.norms: dict[int, list[torch.Tensor]] = {id(m): [] for m in active}
         for m in active:
             lr = learning_rate(recipe, m.base_lr, epoch)
@@ -113,7 +113,7 @@ class SequentialEngine:
             loss = sum(terms.values())
             m.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.norms[id(m)].append(clip_(list(m.model.parameters()), self.max_norm))
+            self.norms[id(m)].append(clip_(list(m.model.parameters()), m.grad_clip))
             m.optimizer.step()
             self.sums.add(m, terms)
             m.rng_state = torch.get_rng_state()
@@ -161,12 +161,18 @@ class VectorisedEngine:
         self.optimizer = _wide_optimizer(self.wide, members[0])
         self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.k = wide.k  # slots (the prepared model may be a wrapper)
+        # Each member clips its own gradient; a slot without a clip (or spare) has none.
+        clips = [math.inf] * self.k
+        for m in members:
+            if m.grad_clip is not None:
+                clips[self.slot[id(m)]] = m.grad_clip
+        self.max_norms = torch.tensor(clips, device=runtime.device)
+        self.clips = any(math.isfinite(c) for c in clips)
 
     def begin_epoch(self, active: Sequence[Member], recipe: TrainConfig, epoch: int) -> None:
         lr = learning_rate(recipe, self.base_lr, epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.max_norm = recipe.grad_clip
         self.norms: list[torch.Tensor] = []  # per step: every slot's norm before clipping
         self.stacked_norms: torch.Tensor | None = None
         self.wide.train()
@@ -213,8 +219,8 @@ class VectorisedEngine:
         sum(losses).backward()  # each member's loss reaches only its own slice of the weights
         params = self.params
         norms = slot_norms(params, self.k)
-        if self.max_norm is not None:
-            clip_slots_(params, self.k, norms, self.max_norm)
+        if self.clips:
+            clip_slots_(params, self.k, norms, self.max_norms)
         self.norms.append(norms)
         self.optimizer.step()
 

@@ -48,9 +48,14 @@ def slot_norms(params: Sequence[torch.Tensor], k: int) -> torch.Tensor:
     return torch.stack(squares).sum(0).sqrt()
 
 
-def clip_slots_(params: Sequence[torch.Tensor], k: int, norms: torch.Tensor, max_norm: float):
-    """Scale each member's slice of every gradient as ``clip_grad_norm_`` would alone."""
-    scale = (max_norm / (norms + _EPS)).clamp(max=1.0)
+def clip_slots_(
+    params: Sequence[torch.Tensor], k: int, norms: torch.Tensor, max_norm: float | torch.Tensor
+) -> None:
+    """Scale each member's slice of every gradient as ``clip_grad_norm_`` would alone;
+    ``max_norm`` is one for all or one per member (inf: that member is not clipped)."""
+    limit = torch.as_tensor(max_norm, dtype=norms.dtype, device=norms.device).expand_as(norms)
+    scale = (limit / (norms + _EPS)).clamp(max=1.0)
+    scale = torch.where(torch.isinf(limit), torch.ones_like(scale), scale)
     for g in _grads(params):
         g.view(k, -1).mul_(scale.to(g.dtype)[:, None])
 

@@ -30,6 +30,7 @@ class Member:
     optimizer: torch.optim.Optimizer
     base_lr: float
     rng_state: torch.Tensor
+    grad_clip: float | None = None  # this member's maximum gradient norm (None: no clipping)
     cuda_rng_state: torch.Tensor | None = None
     forward: nn.Module | None = None  # the compiled model, if any
     teacher: TeacherFn | None = None  # this member's own teacher (else the cohort's)
@@ -108,6 +109,7 @@ def make_member(
         optimizer=make_optimizer(model, recipe),
         base_lr=recipe.lr,
         rng_state=rng_state,
+        grad_clip=recipe.grad_clip,
         cuda_rng_state=cuda_state,
         forward=runtime.maybe_compile(model),
         teacher=teacher,
