@@ -269,8 +269,8 @@ def cmd_design(args: argparse.Namespace) -> int:
         storage = open_storage_readonly(args.storage or sqlite_url(output / "optuna.db"))
         results = read_results(storage, plan)
         s = results.study
-        evidence, result = estimate(
-            results.evaluations,
+        evidence, result = estimate(  # the primary recipe's runs: each recipe is decided alone
+            [r for r in results.evaluations if r["recipe"] == plan.primary_recipe],
             th,
             fixed=plan.arms.fixed[:1],
             searched=plan.arms.searched,
@@ -339,7 +339,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(
         f"{path}: ok — {len(config.pairs)} pair(s) ({plan.units_of_generalisation()} "
         f"teachers × {plan.distinct_students()} students), {len(plan.cells)} cell(s), "
-        f"{len(config.methods)} method(s), up to {slots} trials"
+        f"{len(config.methods)} method(s), {len(plan.recipes)} recipe(s), up to {slots} trials"
     )
     return 0
 

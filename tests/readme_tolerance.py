@@ -87,12 +87,14 @@ def compare_study_block(
     new_tables, old_tables = _tables(new), _tables(old)
     if len(new_tables) != len(old_tables):
         return [f"{len(new_tables)} tables, the README has {len(old_tables)}"]
-    problems += _compare_results(new_tables[0], old_tables[0], seeds, searched)
-    if len(new_tables) > 1:
-        problems += _compare_estimates(new_tables[1], old_tables[1])
-    for extra_new, extra_old in zip(new_tables[2:], old_tables[2:]):
-        if extra_new[0] != extra_old[0]:
-            problems.append(f"table header {extra_new[0]} differs from {extra_old[0]}")
+    # Each recipe has its results and estimates tables (and perhaps its failing pairs).
+    for table_new, table_old in zip(new_tables, old_tables):
+        if table_new[0] != table_old[0]:
+            problems.append(f"table header {table_new[0]} differs from {table_old[0]}")
+        elif table_old[0][:2] == ["noise", "method"]:
+            problems += _compare_results(table_new, table_old, seeds, searched)
+        elif table_old[0][:3] == ["arm", "noise", "quantity"]:
+            problems += _compare_estimates(table_new, table_old)
     problems += _compare_outcomes(new, old)
     return problems
 
@@ -160,8 +162,8 @@ def _compare_estimates(new: list[list[str]], old: list[list[str]]) -> list[str]:
 
 
 def _compare_outcomes(new: str, old: str) -> list[str]:
-    def outcomes(text: str) -> str:
-        return next((line for line in text.splitlines() if "outcomes:" in line), "")
+    def outcomes(text: str) -> list[str]:  # one line per recipe
+        return [line for line in text.splitlines() if "outcomes:" in line]
 
     problems = []
     if outcomes(new) != outcomes(old):

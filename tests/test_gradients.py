@@ -135,17 +135,23 @@ def test_clipped_members_in_a_wide_model_equal_clipped_solo_training(digits, run
         assert max(h["train/grad_norm_max"] for h in solo.history) > 0.1  # binding
 
 
-def test_members_with_their_own_clips_share_a_wide_model(digits, runtime, table):
+@pytest.mark.parametrize(
+    ("model", "channels_last"), [("digits_mlp_small", "off"), ("digits_cnn_small", "on")]
+)
+def test_members_with_their_own_clips_share_a_wide_model(digits, table, model, channels_last):
     # A recipe's clip travels with each member: clipped and unclipped students train together,
-    # each as it would alone with its own clip.
+    # each as it would alone with its own clip (channels-last gradients included).
+    runtime = make_runtime("cpu", "fp32", channels_last, False)
     clips = [0.1, None, 0.4]
     recipes = [RECIPE.model_copy(update={"epochs": 3, "grad_clip": c}) for c in clips]
     solo = []
     for recipe in recipes:
-        (m,) = _members(runtime, [create_method("redistill")], recipe=recipe)
+        (m,) = _members(runtime, [create_method("redistill")], model=model, recipe=recipe)
         _train([m], digits, runtime, table, recipe, vectorize=False, evaluate_val=False)
         solo.append(m)
-    together = [_members(runtime, [create_method("redistill")], recipe=r)[0] for r in recipes]
+    together = [
+        _members(runtime, [create_method("redistill")], model=model, recipe=r)[0] for r in recipes
+    ]
     engine = _train(together, digits, runtime, table, recipes[1], evaluate_val=False)
     assert engine == "vectorised"
     finals = []

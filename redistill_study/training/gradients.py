@@ -57,7 +57,8 @@ def clip_slots_(
     scale = (limit / (norms + _EPS)).clamp(max=1.0)
     scale = torch.where(torch.isinf(limit), torch.ones_like(scale), scale)
     for g in _grads(params):
-        g.view(k, -1).mul_(scale.to(g.dtype)[:, None])
+        # Split the first axis only: a view whatever the memory format (channels_last too).
+        g.unflatten(0, (k, -1)).mul_(scale.to(g.dtype).view(k, *[1] * g.dim()))
 
 
 def epoch_stats(norms: Sequence[torch.Tensor]) -> dict[str, float]:
