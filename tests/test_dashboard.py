@@ -156,7 +156,11 @@ def test_the_readme_block_carries_every_estimate_and_the_failing_pairs() -> None
         assert cells[:2] == [e.arm, e.noise] and float(cells[3]) == round(100 * e.mean, 2)
         assert float(cells[6]) == pytest.approx(e.p_above_adjusted, rel=1e-2)
     # Pair D's diverged seed refutes redistill: it is named, with how it failed.
-    failing = [r for r in rows if r not in head]
+    stability = [r for r in rows if " of " in r.split("|")[3]]
+    failing = [r for r in rows if r not in head and r not in stability]
+    # ... and the stability table counts its divergences (one seed per noise setting).
+    assert "Stability, where runs diverged" in block
+    assert stability == ["| redistill | D | 2 of 6 | — | — | — |"]
     assert failing == [
         "| redistill | D | t-D | D | none, confident_wrong=0.3 | diverged in 1 of 3 seeds under "
         "none; diverged in 1 of 3 seeds under confident_wrong=0.3 |"

@@ -174,6 +174,12 @@ def test_a_study_under_two_recipes_end_to_end(tmp_path: Path, capsys) -> None:
     assert {float(v) for v in clipped["params.recipe.grad_clip"]} == {1.0}
     assert len(runs[runs["params.recipe"] == "plain"]) == 2 * 3 * 2
     assert (clipped["metrics.train/grad_norm_max"] > 0).all()
+    # The largest norm of any step is kept at the end, in both stores (the stability table's).
+    assert (runs["metrics.train/grad_norm_peak"] >= runs["metrics.train/grad_norm_max"]).all()
+    trials = storage.get_all_trials(
+        storage.get_study_id_from_name("tiny/mlp-a/none/clip1/kd/seeds")
+    )
+    assert all(t.user_attrs["train/grad_norm_peak"] > 0 for t in trials)
 
     with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))

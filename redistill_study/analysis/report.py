@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from . import svg
+from .stability import table_cells
 from .summary import StudyReport, arm_reading
 from .tables import cell_text, write_csv
 
@@ -275,19 +276,8 @@ class Renderer:
 
     def stability(self, view: dict[str, Any]) -> str:
         self._csv(view["id"], self.r.stability)
-        recipes = any(r.get("recipe") for r in self.r.stability)
-        rows = [
-            [
-                r["method"],
-                r["student"],
-                *([r["recipe"]] if recipes else []),
-                f"{r['diverged']} of {r['runs']}",
-                "—" if r["median_step"] is None else f"{r['median_step']:.0f}",
-            ]
-            for r in self.r.stability
-        ]
-        headers = ["method", "student", *(["recipe"] if recipes else [])]
-        return _table([*headers, "diverged", "median step of divergence"], rows, len(headers))
+        headers, cells = table_cells(self.r.stability)
+        return _table(headers, cells, len(headers) - 4)
 
     def cells(self, view: dict[str, Any]) -> str:
         all_rows = self.r.all_rows()

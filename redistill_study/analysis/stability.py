@@ -1,5 +1,7 @@
 """Stability, measured rather than inferred: per method × student × recipe, the runs that
-diverged out of those that ended, and the median optimiser step at which they blew up.
+diverged out of those that ended, the median optimiser step at which they blew up, the median
+last finite gradient norm before it, and the median largest gradient norm of the runs that did
+not diverge.
 
 A divergence is a property of the optimiser recipe as much as of the loss; this table puts it
 beside the verdict so the two are not confused. Crashed runs are missing data, not outcomes, and
@@ -7,28 +9,44 @@ are left out; a teacher-free method's copies across noise settings count once.
 
 >>> rows = stability_rows([
 ...     {"method": "redistill", "phase": "seeds", "student": "mlp", "status": "diverged",
-...      "divergence_step": 8},
-...     {"method": "redistill", "phase": "seeds", "student": "mlp", "test/top1": 0.9},
-...     {"method": "kd", "phase": "seeds", "student": "mlp", "test/top1": 0.9},
+...      "divergence_step": 8, "divergence_grad_norm": 546.0},
+...     {"method": "redistill", "phase": "seeds", "student": "mlp", "test/top1": 0.9,
+...      "train/grad_norm_peak": 10.8},
+...     {"method": "kd", "phase": "seeds", "student": "mlp", "test/top1": 0.9,
+...      "train/grad_norm_peak": 15.0},
 ... ])
->>> [(r["method"], r["recipe"], r["diverged"], r["runs"], r["median_step"]) for r in rows]
-[('kd', '', 0, 1, None), ('redistill', '', 1, 2, 8.0)]
+>>> [(r["method"], r["diverged"], r["runs"], r["median_step"], r["peak_norm"]) for r in rows]
+[('kd', 0, 1, None, 15.0), ('redistill', 1, 2, 8.0, 10.8)]
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .records import DIVERGED, FAILED, status_of
+from .records import COMPLETE, DIVERGED, FAILED, status_of
 from .tables import method_label
+
+HEADERS = (
+    "diverged",
+    "median step",
+    "last finite grad norm",
+    "peak grad norm (not diverged)",
+)
+
+
+def _median(values: Iterable[Any]) -> float | None:
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return statistics.median(finite) if finite else None
 
 
 def stability_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Rows (method, student, recipe): runs that ended, diverged, the median step of divergence
-    (None without any, or where the step was not recorded)."""
+    """Rows (method, student, recipe): runs that ended, diverged, the median step of
+    divergence and the median last finite gradient norm before it (None without any, or where
+    not recorded), and the median largest gradient norm of the runs that completed."""
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
         if r.get("shared_from") or status_of(r) == FAILED:
@@ -38,7 +56,7 @@ def stability_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
     rows = []
     for (method, student, recipe), rs in sorted(groups.items()):
         blown = [r for r in rs if status_of(r) == DIVERGED]
-        steps = [float(r["divergence_step"]) for r in blown if r.get("divergence_step")]
+        ended = [r for r in rs if status_of(r) == COMPLETE]
         rows.append(
             {
                 "method": method,
@@ -46,25 +64,72 @@ def stability_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
                 "recipe": recipe,
                 "runs": len(rs),
                 "diverged": len(blown),
-                "median_step": statistics.median(steps) if steps else None,
+                "median_step": _median(r.get("divergence_step") for r in blown),
+                "last_finite_norm": _median(r.get("divergence_grad_norm") for r in blown),
+                "peak_norm": _median(r.get("train/grad_norm_peak") for r in ended),
             }
         )
     return rows
 
 
-def stability_text(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The table's lines for the terminal: only the methods and students where a run
-    diverged (one line says so when none did)."""
-    shown = [r for r in rows if r["diverged"]]
+def _number(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f}" if abs(value) < 1e6 else f"{value:.2g}"
+
+
+def shown_rows(
+    rows: Sequence[Mapping[str, Any]], reference: str | None = "kd"
+) -> list[Mapping[str, Any]]:
+    """The rows worth reading: wherever a run of a student under a recipe diverged, every
+    method that diverged there and the reference, for comparison."""
+    troubled = {(r["student"], r["recipe"]) for r in rows if r["diverged"]}
+    return [
+        r
+        for r in rows
+        if (r["student"], r["recipe"]) in troubled and (r["diverged"] or r["method"] == reference)
+    ]
+
+
+def table_cells(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells, with a recipe column where the rows have recipes."""
+    recipes = any(r.get("recipe") for r in rows)
+    headers = ["method", "student", *(["recipe"] if recipes else []), *HEADERS]
+    cells = [
+        [
+            r["method"],
+            r["student"],
+            *([r["recipe"]] if recipes else []),
+            f"{r['diverged']} of {r['runs']}",
+            _number(r["median_step"]),
+            _number(r["last_finite_norm"], 1),
+            _number(r["peak_norm"], 1),
+        ]
+        for r in rows
+    ]
+    return headers, cells
+
+
+def stability_text(rows: Sequence[Mapping[str, Any]], reference: str | None = "kd") -> list[str]:
+    """The table's lines for the terminal: where a run diverged (one line says so when none
+    did), with the reference beside it."""
+    shown = shown_rows(rows, reference)
     if not shown:
         return ["stability: no evaluation run diverged"]
-    recipes = any(r.get("recipe") for r in rows)
-    table = [["method", "student", *(["recipe"] if recipes else []), "diverged", "median step"]]
-    for r in shown:
-        step = "—" if r["median_step"] is None else f"{r['median_step']:.0f}"
-        where = [r["recipe"]] if recipes else []
-        table.append([r["method"], r["student"], *where, f"{r['diverged']} of {r['runs']}", step])
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    lines = ["stability: runs that diverged (the rest of the table: none)"]
+    headers, cells = table_cells(shown)
+    table = [headers, *cells]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    lines = ["stability: where runs diverged, with the reference beside them (the rest: none)"]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     return lines
+
+
+def stability_markdown(rows: Sequence[Mapping[str, Any]], reference: str | None = "kd") -> str:
+    """The same rows as a markdown table ("" when no run diverged)."""
+    shown = shown_rows(rows, reference)
+    if not shown:
+        return ""
+    headers, cells = table_cells(shown)
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(out)

@@ -19,7 +19,7 @@ from typing import Any
 from .explain import pts as _pts
 from .exploratory import Comparison, against_fixed, noise_slopes, transfer_regrets
 from .rule import PAIR_SHARE, Thresholds
-from .stability import stability_rows, stability_text
+from .stability import stability_markdown, stability_rows, stability_text
 from .tables import format_table, summary_rows
 from .verdict import ARM_READINGS, Decision, decide
 
@@ -225,7 +225,7 @@ def report_text(report: StudyReport) -> str:
         *report.verdict_lines(),
         f"criterion: {report.decision.criterion}",
         "",
-        *stability_text(report.stability),
+        *stability_text(report.stability, report.decision.reference),
     ]
     return "\n".join(lines)
 
@@ -250,6 +250,10 @@ def markdown_summary(report: StudyReport) -> str:
     for other in report.others:
         out += ["", f"**Under {other.recipe_text}**", "", other.table(markdown=True)]
         out += _evidence_markdown(other.decision)
+    stability = stability_markdown(report.stability, report.decision.reference)
+    if stability:
+        out += ["", "Stability, where runs diverged (gradient norms before any clipping):", ""]
+        out += [stability]
     out += [
         "",
         f"(mean over pairs with teachers and students as crossed random effects; `lower` at the "

@@ -70,6 +70,9 @@ def train_claimed(
             recorder.pruned(c, member.epochs_done)
         else:
             metrics = {"val/top1": member.history[-1]["val/top1"]}
+            peaks = [h["train/grad_norm_max"] for h in member.history if "train/grad_norm_max" in h]
+            if peaks:  # the largest gradient norm of any step (before clipping)
+                metrics["train/grad_norm_peak"] = max(peaks)
             if c.unit.evaluates_test:
                 logits, labels = predict(member.model, bundle, bundle.test, runtime)
                 scores = classification_metrics(logits, labels)

@@ -25,7 +25,7 @@ from ..data import dataset_info
 from .phases import Phase
 from .plan import Plan, Unit
 
-METRIC_PREFIXES = ("val/", "test/", "teacher/")
+METRIC_PREFIXES = ("val/", "test/", "teacher/", "train/")
 
 
 @dataclass
@@ -161,6 +161,7 @@ def read_results(storage: BaseStorage, plan: Plan) -> Results:
                 "source_pair": t.user_attrs.get("source_pair"),
                 "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
                 "divergence_step": t.user_attrs.get("divergence.step"),
+                "divergence_grad_norm": t.user_attrs.get("divergence.last_finite_grad_norm"),
                 **{k: v for k, v in t.user_attrs.items() if k.startswith(METRIC_PREFIXES)},
             }
             if status != "complete":
