@@ -86,10 +86,10 @@ def test_tiny_study_end_to_end_then_resume(tiny_config: Path, tmp_path: Path, ca
     # Phase ordering: a final or transfer trial starts only after the searches it depends on
     # ended; transfer uses only the other pair's search.
     for name in final_units + transfer_units:
-        _, pair, noise, method, phase = name.split("/")
+        _, pair, noise, recipe, method, phase = name.split("/")
         other = "mlp-b" if pair == "mlp-a" else "mlp-a"
         source_pair = other if phase == "transfer" else pair
-        source = studies[f"tiny/{source_pair}/{noise}/{method}/search"]
+        source = studies[f"tiny/{source_pair}/{noise}/{recipe}/{method}/search"]
         last_search = max(t.datetime_complete for t in source)
         for t in studies[name]:
             assert t.user_attrs["source_pair"] == source_pair

@@ -192,3 +192,40 @@ def test_a_study_under_two_recipes_end_to_end(tmp_path: Path, capsys) -> None:
     }
     page = (out / "dashboard" / "index.html").read_text()
     assert 'id="recipes"' in page and "recipe clip1 (grad_clip 1.0)" in page
+
+
+def test_a_recipe_can_be_added_to_a_started_study_but_not_changed(tmp_path: Path) -> None:
+    from redistill_study.errors import UserError
+    from redistill_study.study.protocol import PROTOCOL_KEY, lock_protocol
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    plain = [{"name": "plain", "primary": True}]
+    lock_protocol(storage, _plan(recipes=plain), "s.yaml")
+    # Rerunning the arms under a stabilised recipe is a resume, not a new question.
+    lock_protocol(storage, _plan(recipes=[*plain, {"name": "clip5", "grad_clip": 5}]), "s.yaml")
+    changed = [*plain, {"name": "clip5", "grad_clip": 1}]
+    with pytest.raises(UserError, match=r"recipes\.clip5: .* differs from .*new name"):
+        lock_protocol(storage, _plan(recipes=changed), "s.yaml")
+    with pytest.raises(UserError, match="primary_recipe"):
+        lock_protocol(
+            storage,
+            _plan(recipes=[{"name": "plain"}, {"name": "clip5", "grad_clip": 5, "primary": True}]),
+            "s.yaml",
+        )
+    # A store written before recipes existed names its units without one: refused, clearly.
+    old = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'old.db'}")
+    study_id = old.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "tiny/_protocol")
+    old.set_study_user_attr(study_id, PROTOCOL_KEY, '{"seeds": [0, 1], "verdict": {}}')
+    with pytest.raises(UserError, match=r"before recipes existed.*new --output"):
+        lock_protocol(old, _plan(), "s.yaml")
+
+
+def test_a_recipe_is_checked_with_every_pairs_own_recipe(tmp_path: Path, capsys) -> None:
+    data = tiny_study(recipes=[{"name": "plain"}, {"name": "fast", "lr_scale": 1000}])
+    data["pairs"][0]["train"] = {"lr": 0.5}  # 500 under `fast`: above lr's limit of 100
+    path = write_yaml(tmp_path / "bad.yaml", data)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "recipes[1].lr_scale:" in err and "pair 'mlp-a'" in err and "lr" in err, err
+    err = _error(tmp_path, capsys, [{"name": "plain"}, {"name": "none", "methods": []}])
+    assert "recipes[1].methods:" in err, err

@@ -91,9 +91,16 @@ def shown_rows(
     ]
 
 
-def table_cells(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Headers and cells, with a recipe column where the rows have recipes."""
-    recipes = any(r.get("recipe") for r in rows)
+def has_recipes(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the rows come from more than one recipe (and so need the column)."""
+    return len({r.get("recipe") for r in rows}) > 1
+
+
+def table_cells(
+    rows: Sequence[Mapping[str, Any]], recipes: bool | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells, with a recipe column where the rows (or ``recipes``) say so."""
+    recipes = has_recipes(rows) if recipes is None else recipes
     headers = ["method", "student", *(["recipe"] if recipes else []), *HEADERS]
     cells = [
         [
@@ -116,7 +123,7 @@ def stability_text(rows: Sequence[Mapping[str, Any]], reference: str | None = "k
     shown = shown_rows(rows, reference)
     if not shown:
         return ["stability: no evaluation run diverged"]
-    headers, cells = table_cells(shown)
+    headers, cells = table_cells(shown, has_recipes(rows))
     table = [headers, *cells]
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
     lines = ["stability: where runs diverged, with the reference beside them (the rest: none)"]
@@ -129,7 +136,7 @@ def stability_markdown(rows: Sequence[Mapping[str, Any]], reference: str | None 
     shown = shown_rows(rows, reference)
     if not shown:
         return ""
-    headers, cells = table_cells(shown)
+    headers, cells = table_cells(shown, has_recipes(rows))
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(out)

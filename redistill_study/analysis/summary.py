@@ -119,9 +119,10 @@ def build_report(results: Any) -> StudyReport:
         return _recipe_report(study, results.evaluations, results.searches, results.pending)
     primary = study.get("primary_recipe") or recipes[0]
     methods = study.get("recipe_methods") or {}
+    pending = getattr(results, "pending_by_recipe", None) or {primary: results.pending}
     reports = {}
     for name in recipes:
-        trained = set(methods.get(name) or study.get("methods") or ())
+        trained = set(methods[name] if name in methods else study.get("methods") or ())
         sub = {
             **study,
             "fixed": [a for a in study.get("fixed") or () if a in trained],
@@ -131,7 +132,7 @@ def build_report(results: Any) -> StudyReport:
             sub,
             [r for r in results.evaluations if r.get("recipe") == name],
             [s for s in results.searches if s.get("recipe") == name],
-            results.pending if name == primary else 0,
+            pending.get(name, 0),
         )
         report.recipe = name
         reports[name] = report

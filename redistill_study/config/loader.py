@@ -337,6 +337,19 @@ def _check_recipes(config: StudyConfig, located: _Located) -> None:
             err = exc.errors()[0]
             msg = err["msg"].removeprefix("Value error, ")
             raise located.error(("recipes", i, *err["loc"]), msg) from None
+        for pair in config.pairs:  # with each pair's own overrides, and lr × lr_scale
+            merged = {**config.train.model_dump(), **pair.train, **recipe.overrides}
+            merged["lr"] = merged["lr"] * recipe.lr_scale
+            try:
+                TrainConfig.model_validate(merged)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                field = str(err["loc"][0]) if err["loc"] else ""
+                key = "lr_scale" if field == "lr" and recipe.lr_scale != 1 else field
+                msg = err["msg"].removeprefix("Value error, ")
+                raise located.error(
+                    ("recipes", i, key), f"for pair {pair.label!r}: {field} {msg}"
+                ) from None
         if recipe.methods is None:
             continue
         if recipe is primary:

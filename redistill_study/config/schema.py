@@ -225,8 +225,8 @@ class RecipeConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    name: str = Field(
-        min_length=1, max_length=40, pattern=r"^[\w.+-]+$", description="the recipe's name"
+    name: str = Field(  # no "+": the name is part of MLflow metric keys
+        min_length=1, max_length=40, pattern=r"^[\w.-]+$", description="the recipe's name"
     )
     primary: bool = Field(
         False, description="the recipe whose verdict is the headline (exactly one per study)"
@@ -234,6 +234,7 @@ class RecipeConfig(BaseModel):
     lr_scale: float = Field(1.0, gt=0, le=1000, description="multiplies the learning rate")
     methods: list[str] | None = Field(
         None,
+        min_length=1,
         description="the arms trained under this recipe (null: every arm; the primary recipe "
         "trains every arm)",
     )

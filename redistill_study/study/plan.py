@@ -266,6 +266,12 @@ class Plan:
         return {
             "seeds": self.seeds,
             "tuning_seed": self.tuning_seed,
+            # A recipe's settings are locked once declared; a recipe can be added later (to
+            # rerun the arms under a stabilised recipe), not changed.
+            "recipes": {
+                r.name: {"train": r.overrides, "lr_scale": r.lr_scale, "methods": r.methods}
+                for r in self.recipes
+            },
             "verdict": {
                 "margin": self.margin,
                 "alpha": self.config.verdict.alpha,

@@ -1,6 +1,7 @@
-"""The study's declared protocol — evaluation seeds, search seed, and the verdict's question
-(margin, α, arms) — stored with the study when it starts and checked on every resume, so the
-question cannot change after results exist."""
+"""The study's declared protocol — evaluation seeds, search seed, the recipes' settings and the
+verdict's question (margin, α, arms, primary recipe) — stored with the study when it starts and
+checked on every resume, so the question cannot change after results exist. A recipe may be
+added to a started study (its arms then train); a declared one cannot change."""
 
 from __future__ import annotations
 
@@ -34,8 +35,23 @@ def lock_protocol(storage: BaseStorage, plan: Plan, source: str) -> dict[str, An
         storage.set_study_user_attr(study_id, PROTOCOL_KEY, json.dumps(wanted, sort_keys=True))
         stored = storage.get_study_user_attrs(study_id)[PROTOCOL_KEY]  # a racing worker's wins
     recorded = json.loads(stored)
-    flat = _flatten(recorded)
-    for key, value in _flatten(wanted).items():
+    if "recipes" not in recorded:
+        raise UserError(
+            f"{source}: this output holds a study started before recipes existed (its units are "
+            "named without one); run the study with a new --output"
+        )
+    added = {}
+    for name, settings in wanted["recipes"].items():
+        before = recorded["recipes"].get(name)
+        if before is None:
+            added[name] = settings  # one added since is welcome, and locked from now on
+        elif before != settings:
+            raise UserError(
+                f"{source}: recipes.{name}: {settings!r} differs from {before!r}, declared when "
+                "this study started; restore it, or declare the changed recipe under a new name"
+            )
+    flat = _flatten({k: v for k, v in recorded.items() if k != "recipes"})
+    for key, value in _flatten({k: v for k, v in wanted.items() if k != "recipes"}).items():
         if key not in flat and key in ADDED_LATER:
             continue  # a study started before the key existed: it keeps the rule it had
         before = flat.get(key)
@@ -44,6 +60,9 @@ def lock_protocol(storage: BaseStorage, plan: Plan, source: str) -> dict[str, An
                 f"{source}: {key}: {value!r} differs from {before!r}, declared when this study "
                 "started; restore it, or run the changed study with a new --output"
             )
+    if added:
+        recorded["recipes"].update(added)
+        storage.set_study_user_attr(study_id, PROTOCOL_KEY, json.dumps(recorded, sort_keys=True))
     return recorded
 
 

@@ -34,6 +34,7 @@ class Results:
     searches: list[dict[str, Any]]
     pending: int  # planned evaluation slots not finished yet
     study: dict[str, Any] = field(default_factory=dict)
+    pending_by_recipe: dict[str, int] = field(default_factory=dict)  # the same, per recipe
 
 
 def _latest_per_slot(trials: list[FrozenTrial]) -> dict[int, FrozenTrial]:
@@ -117,7 +118,7 @@ def read_results(storage: BaseStorage, plan: Plan) -> Results:
     names = {s.study_name for s in storage.get_all_studies()}
     evaluations: list[dict[str, Any]] = []
     searches: list[dict[str, Any]] = []
-    pending = 0
+    pending: dict[str, int] = defaultdict(int)
     default_classes = dataset_info(plan.config.dataset.name).num_classes
     for unit in plan.all_units():
         study_id = storage.get_study_id_from_name(unit.name) if unit.name in names else None
@@ -140,12 +141,13 @@ def read_results(storage: BaseStorage, plan: Plan) -> Results:
                 )
             continue
         if study_id is None or not trials:
-            pending += len(plan.slots(unit))  # not queued yet (a later phase, or not started)
+            # Not queued yet (a later phase, or not started).
+            pending[unit.cell.recipe.name] += len(plan.slots(unit))
             continue
         for slot, t in sorted(latest.items()):
             status = _status(t)
             if status is None:
-                pending += 1
+                pending[unit.cell.recipe.name] += 1
                 continue
             classes = int(t.user_attrs.get("classes") or default_classes or 0) or None
             chance = 1.0 / classes if classes else None
@@ -168,7 +170,7 @@ def read_results(storage: BaseStorage, plan: Plan) -> Results:
                 record["test/top1"] = chance
             evaluations.append(record)
     evaluations += _shared_copies(plan, evaluations)
-    return Results(evaluations, searches, pending, study_summary(plan))
+    return Results(evaluations, searches, sum(pending.values()), study_summary(plan), dict(pending))
 
 
 def _shared_copies(plan: Plan, evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
