@@ -215,7 +215,7 @@ def test_a_recipe_can_be_added_to_a_started_study_but_not_changed(tmp_path: Path
     # A store written before recipes existed names its units without one: refused, clearly.
     old = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'old.db'}")
     study_id = old.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "tiny/_protocol")
-    old.set_study_user_attr(study_id, PROTOCOL_KEY, '{"seeds": [0, 1], "verdict": {}}')
+    old.set_study_user_attr(study_id, PROTOCOL_KEY, '{"seeds": [0, 1], "verdict": {"alpha": 0.05}}')
     with pytest.raises(UserError, match=r"before recipes existed.*new --output"):
         lock_protocol(old, _plan(), "s.yaml")
 

@@ -35,12 +35,13 @@ def lock_protocol(storage: BaseStorage, plan: Plan, source: str) -> dict[str, An
         storage.set_study_user_attr(study_id, PROTOCOL_KEY, json.dumps(wanted, sort_keys=True))
         stored = storage.get_study_user_attrs(study_id)[PROTOCOL_KEY]  # a racing worker's wins
     recorded = json.loads(stored)
-    if "recipes" not in recorded:
+    if "primary_recipe" not in recorded.get("verdict", {}):
         raise UserError(
             f"{source}: this output holds a study started before recipes existed (its units are "
             "named without one); run the study with a new --output"
         )
     added = {}
+    recorded.setdefault("recipes", {})  # recipes' settings were not locked at first
     for name, settings in wanted["recipes"].items():
         before = recorded["recipes"].get(name)
         if before is None:
