@@ -81,13 +81,16 @@ def _number(value: float | None, digits: int = 0) -> str:
 def shown_rows(
     rows: Sequence[Mapping[str, Any]], reference: str | None = "kd"
 ) -> list[Mapping[str, Any]]:
-    """The rows worth reading: wherever a run of a student under a recipe diverged, every
-    method that diverged there and the reference, for comparison."""
-    troubled = {(r["student"], r["recipe"]) for r in rows if r["diverged"]}
+    """The rows worth reading: for every student with a run that diverged, each method that
+    diverged with it under any recipe, and the reference, under every recipe — so a recipe
+    where the same method did not diverge stands beside the one where it did."""
+    blown = {(r["method"], r["student"]) for r in rows if r["diverged"]}
+    students = {student for _, student in blown}
     return [
         r
         for r in rows
-        if (r["student"], r["recipe"]) in troubled and (r["diverged"] or r["method"] == reference)
+        if r["student"] in students
+        and ((r["method"], r["student"]) in blown or r["method"] == reference)
     ]
 
 
