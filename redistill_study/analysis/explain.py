@@ -193,8 +193,9 @@ def explain(
             ]
             a.summary = "; ".join(x for x in evidence if x)
             a.would_change = (
-                "not more runs of this study (its failing pairs are observed); the same pairs "
-                "under another recipe would be another question"
+                "not more runs under this recipe (its failing pairs are observed); where it "
+                "diverged, the same arms under a stabilised recipe (declare one in `recipes:`) "
+                "tell the loss from the recipe"
             )
         elif a.outcome == HOLDS:
             a.summary = _holds(decision, a)
