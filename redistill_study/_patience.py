@@ -37,6 +37,9 @@ DEFAULT_LIMIT = float(os.environ.get("REDISTILL_STORE_PATIENCE", "300"))
 # A store that has never answered this process is more likely a wrong address than an outage:
 # opening waits this long, silently, then says so in one line.
 OPENING_LIMIT = float(os.environ.get("REDISTILL_STORE_OPENING_PATIENCE", "10"))
+# A failure that clears within this many seconds is not announced: SQLite answers "database is
+# locked" at once (without waiting) when two of a worker's own connections both want to write.
+QUIET_FOR = 1.0
 
 # What a server that is down, restarting or locked says, as the drivers word it. Anything else
 # (authentication, a host name that does not resolve, a missing table) is not retried.
@@ -76,12 +79,14 @@ _PERMANENT = (
 )
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def _chain(exc: BaseException, causes_only: bool = False) -> list[BaseException]:
+    """The error and what led to it: its explicit causes (``raise … from``), and with
+    ``causes_only`` false also what was being handled when it was raised."""
     seen: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and current not in seen:
         seen.append(current)
-        current = current.__cause__ or current.__context__
+        current = current.__cause__ or (None if causes_only else current.__context__)
     return seen
 
 
@@ -90,7 +95,10 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, StoreUnreachable):
         return False
     text = " ".join(str(e) for e in _chain(exc)).lower()
-    if any(marker in text for marker in _PERMANENT):
+    # Permanence is read from the failure's own causes: an error handled on the way (Optuna's
+    # "Record does not exist." before it creates a study) says nothing about the store.
+    causes = " ".join(str(e) for e in _chain(exc, causes_only=True)).lower()
+    if any(marker in causes for marker in _PERMANENT):
         return False
     if any(isinstance(e, (ConnectionError, TimeoutError)) for e in _chain(exc)):
         return True
@@ -125,14 +133,17 @@ class Patience:
         max_delay: float = 5.0,
         say: Callable[[str], None] = _stderr,
         slow_after: float | None = None,
+        quiet_for: float = QUIET_FOR,
     ) -> None:
         self.what, self.limit, self.slow_after = what, limit, slow_after
+        self.quiet_for = min(quiet_for, limit)
         self.first_delay, self.max_delay, self.say = first_delay, max_delay, say
         self._lock = threading.Lock()
         self._down_since: float | None = None  # monotonic
         self._down_wall = ""
         self._attempts = 0
         self._last_said = 0.0
+        self._said = False  # whether this outage has been announced
         self._steady_since = time.monotonic()
         self.gave_up = False
         self.outages = 0
@@ -144,22 +155,26 @@ class Patience:
         now = time.monotonic()
         with self._lock:
             if self._down_since is None:
-                self._down_since, self._attempts = now, 0
+                self._down_since, self._attempts, self._said = now, 0, False
                 self._down_wall = dt.datetime.now().strftime("%H:%M:%S")
                 self.outages += 1
-                self._last_said = now
-                self.say(
-                    f"{self.what} unreachable since {self._down_wall}, retrying for up to "
-                    f"{self.limit:.0f} s ({_reason(exc)})"
-                )
             self._attempts += 1
-            if now - self._last_said >= 60:
+            if not self._said and now - self._down_since >= self.quiet_for:
+                self._announce(exc, now)
+            elif self._said and now - self._last_said >= 60:
                 self._last_said = now
                 self.say(
                     f"{self.what} unreachable since {self._down_wall}, retrying "
                     f"({self._attempts}/…)"
                 )
             return now - self._down_since
+
+    def _announce(self, exc: BaseException, now: float) -> None:
+        self._said, self._last_said = True, now
+        self.say(
+            f"{self.what} unreachable since {self._down_wall}, retrying for up to "
+            f"{self.limit:.0f} s ({_reason(exc)})"
+        )
 
     def _answered(self, slow: bool = False) -> None:
         if slow:
@@ -172,7 +187,8 @@ class Patience:
             if self._down_since is None:
                 return
             now = time.monotonic()
-            self.say(f"{self.what} back after {now - self._down_since:.0f} s")
+            if self._said:  # a lock that cleared within ``quiet_for`` was never announced
+                self.say(f"{self.what} back after {now - self._down_since:.0f} s")
             self._down_since, self._steady_since = None, now
 
     @property
@@ -202,6 +218,9 @@ class Patience:
                 if not wait:
                     raise
                 if lasted >= self.limit:
+                    with self._lock:
+                        if not self._said:
+                            self._announce(exc, time.monotonic())
                     self.gave_up = True
                     raise StoreUnreachable(
                         f"{self.what} unreachable since {self._down_wall} "

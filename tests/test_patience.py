@@ -24,8 +24,15 @@ def _closed_port() -> int:
         return s.getsockname()[1]  # closed again when the block ends: nothing listens
 
 
-def _quiet(lines: list[str]) -> Patience:
-    return Patience("test store", limit=30, first_delay=0.01, max_delay=0.05, say=lines.append)
+def _quiet(lines: list[str], quiet_for: float = 0.0) -> Patience:
+    return Patience(
+        "test store",
+        limit=30,
+        first_delay=0.01,
+        max_delay=0.05,
+        say=lines.append,
+        quiet_for=quiet_for,
+    )
 
 
 def _down_for(seconds: float, answer: object):
@@ -65,6 +72,40 @@ def test_optunas_wrapped_commit_error_is_transient_through_its_cause(tmp_path: P
         holder.close()
     # Optuna words it "invalid data in the commit"; the cause says the database is locked.
     assert is_transient(caught.value)
+
+
+def test_a_locked_commit_raised_while_handling_a_missing_study_is_transient(
+    tmp_path: Path,
+) -> None:
+    # As when eight workers create a study at once: Optuna's "Record does not exist." was being
+    # handled when the commit met the lock; it says nothing about whether waiting helps.
+    import optuna
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'o.db'}")
+    study_id = storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+    blocked = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'o.db'}", engine_kwargs={"connect_args": {"timeout": 0.1}}
+    )
+    holder = sqlite3.connect(tmp_path / "o.db")
+    holder.execute("BEGIN IMMEDIATE")  # others read, nobody else writes
+    caught: BaseException | None = None
+    try:
+        try:
+            blocked.get_study_id_from_name("absent")
+        except KeyError:
+            blocked.set_study_system_attr(study_id, "k", 1)
+    except optuna.exceptions.StorageInternalError as exc:
+        caught = exc
+    finally:
+        holder.rollback()
+        holder.close()
+    assert caught is not None
+    handled, seen = caught, []
+    while handled is not None:
+        seen.append(str(handled))
+        handled = handled.__cause__ or handled.__context__
+    assert any("does not exist" in text for text in seen), seen  # the case, reproduced
+    assert is_transient(caught)
 
 
 def test_an_mlflow_server_that_is_down_is_transient(monkeypatch) -> None:
@@ -150,3 +191,12 @@ def test_threads_share_one_outage(tmp_path: Path) -> None:
     assert results == [1, 1]
     assert patience.outages == 1
     assert sum(line.startswith("test store unreachable") for line in lines) == 1
+
+
+def test_a_lock_that_clears_at_once_is_not_announced() -> None:
+    lines: list[str] = []
+    patience = _quiet(lines, quiet_for=1.0)
+    assert patience.call(_down_for(0.1, "ok")) == "ok"
+    assert lines == []  # waited for, not announced
+    assert patience.call(_down_for(1.3, "ok")) == "ok"
+    assert len(lines) == 2 and "unreachable since" in lines[0] and "back after" in lines[1]
