@@ -12,16 +12,20 @@ error. What can be checked without depending on the hardware:
   noise, each may move by z·√(2/n)·max(s, s') with z = Φ⁻¹(1 − 0.001 / (2C)) (≈ 4.4 for C = 100:
   3.6·s at n = 3), and never less than 1 point (a few test images; a cell whose seeds agree by
   chance has s = 0);
-- **a searched arm's cells** (its ``final`` and transferred settings): the same, but at least
-  2 points — which setting the search chose can change with the round-off too, and a rerun with
-  one thread instead of two moved one such cell of the default study by 1.2 points whose seeds
-  agreed to 0.16;
+- **a searched arm's cells** (its ``final`` and transferred settings): their structure only —
+  which setting the search or the transfer chose is a discrete choice that round-off can flip,
+  and where some settings collapse the cell jumps between modes (a rerun of the default study
+  with one thread instead of two moved a transferred cell under the confidently-wrong teacher
+  from 52.9 % to 92.9 %, another by 1.2 points whose seeds agreed to 0.16); the estimates that
+  compare against the searched arm (``regret vs …``) likewise keep their rows and pair counts;
 - **differences of two cells** (``redistill − kd``): the same with √(s₁² + s₂²);
 - **teacher accuracy** (one run, no spread to scale by): 2 points;
 - **estimates** (means, bounds, prediction ends over pairs): within half the shown interval, at
   least 1 point; p-values are not compared (a p near α is what the outcome word already checks);
 - **"about N"** integers: within a factor of 2 (N grows with (spread / distance)²);
-- **the design block**: probabilities within 0.2, spreads within a factor of 2 or 1 point;
+- **the design block**: probabilities within 0.2, spreads within a factor of 2 or 2 points (a
+  teacher or student spread estimated from three teachers or two students has about as much
+  uncertainty as its size);
   the grid that reaches 80 % power is a search whose answer can jump (or leave the searched
   range) with the spreads, so only its line's presence is checked.
 """
@@ -117,8 +121,9 @@ def _compare_results(
                 if not (ma and mb):
                     problems.append(f"{where}: {a!r} against {b!r}")
                     continue
-                floor = 2.0 if method.removesuffix(" (transferred)") in searched else 1.0
-                tol = max(floor, k * max(float(ma.group(2)), float(mb.group(2))))
+                if method.removesuffix(" (transferred)") in searched:
+                    continue  # its structure only (see above)
+                tol = max(1.0, k * max(float(ma.group(2)), float(mb.group(2))))
                 if not _close(float(ma.group(1)), float(mb.group(1)), tol):
                     problems.append(f"{where}: {a} against {b} (tolerance {tol:.2f})")
             elif a == "—" or b == "—":
@@ -149,6 +154,8 @@ def _compare_estimates(new: list[list[str]], old: list[list[str]]) -> list[str]:
             problems.append(
                 f"{label}: {row_new[col['pairs']]} pairs, README {row_old[col['pairs']]}"
             )
+        if row_old[col["quantity"]].startswith("regret"):
+            continue  # against the searched arm: its rows and pairs only (see above)
         upper_col = next(i for i, h in enumerate(header) if h.startswith("upper"))
         lo, hi = _float(row_old[col["lower"]]), _float(row_old[upper_col])
         half = (hi - lo) / 2 if math.isfinite(hi - lo) else math.inf
@@ -195,7 +202,7 @@ def compare_design_block(new: str, old: str) -> list[str]:
             if a_line.startswith("P("):
                 ok = _close(x, y, 0.2) or not (0 <= y <= 1)
             elif "." in b:
-                ok = _close(x, y, 1.0) or (y > 0 and 0.5 <= x / y <= 2)
+                ok = _close(x, y, 2.0) or (y > 0 and 0.5 <= x / y <= 2)
             else:
                 ok = x == y or (y > 0 and 0.5 <= x / y <= 2)
             if not ok:

@@ -119,7 +119,7 @@ def test_design_takes_the_world_from_the_command_line(capsys) -> None:
     assert main([*args, "--failure-size", "inf"]) == 0
     text = capsys.readouterr().out
     assert "students 1.00 points" in text and "25 % of pairs, diverging" in text
-    assert "P(does not hold) when 1 of 4 pairs fails (π = 1/8): 1.000" in text
+    assert "P(does not hold) when 1 of 6 pairs fails (π = 1/8): 1.000" in text  # six pairs
 
 
 @pytest.mark.slow

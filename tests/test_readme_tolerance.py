@@ -62,7 +62,12 @@ def test_a_searched_arm_may_move_further() -> None:
     lines[row] = " | ".join(cells)
     moved = "\n".join(lines)
     assert compare_study_block(moved, block, seeds=3)  # as a fixed arm: beyond 1 point
-    assert compare_study_block(moved, block, seeds=3, searched=frozenset({"redistill_tuned"})) == []
+    searched = frozenset({"redistill_tuned"})
+    assert compare_study_block(moved, block, seeds=3, searched=searched) == []
+    # Its structure still counts: a cell that is missing in the rerun fails.
+    cells[2] = "—"
+    lines[row] = " | ".join(cells)
+    assert compare_study_block("\n".join(lines), block, seeds=3, searched=searched)
 
 
 def test_a_changed_structure_or_outcome_fails() -> None:
