@@ -59,6 +59,18 @@ def write_yaml(path: Path, data: Any) -> Path:
     return path
 
 
+def validation_error(folder: Path, data: Any, capsys: Any) -> str:
+    """``validate`` on ``data`` written as ``folder/bad.yaml``: exit 2 and exactly one line
+    (no traceback), which is returned."""
+    from redistill_study.cli import main
+
+    path = write_yaml(folder / "bad.yaml", data)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
 def study_records(
     rng: np.random.Generator,
     *,

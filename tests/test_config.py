@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, tiny_study, write_yaml
+from helpers import REPO, tiny_study, validation_error, write_yaml
 
 from redistill_study.cli import main
 from redistill_study.config import load_study
@@ -34,11 +34,7 @@ def test_every_shipped_study_validates(study: str, capsys) -> None:
 
 
 def _error_for(tmp_path: Path, data, capsys) -> str:
-    path = write_yaml(tmp_path / "bad.yaml", data)
-    assert main(["validate", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err
-    return err
+    return validation_error(tmp_path, data, capsys)
 
 
 def test_unknown_key_with_suggestion_and_line(tmp_path: Path, capsys) -> None:

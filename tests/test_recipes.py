@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
-from helpers import tiny_study, write_yaml
+from helpers import tiny_study, validation_error, write_yaml
 
 from redistill_study.cli import main
 from redistill_study.config import StudyConfig
@@ -89,11 +89,7 @@ def test_recipe_overrides_apply_after_the_pairs_and_lr_scale_last() -> None:
 
 
 def _error(tmp_path: Path, capsys, recipes, **overrides) -> str:
-    path = write_yaml(tmp_path / "bad.yaml", tiny_study(recipes=recipes, **overrides))
-    assert main(["validate", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err
-    return err
+    return validation_error(tmp_path, tiny_study(recipes=recipes, **overrides), capsys)
 
 
 def _line_of(tmp_path: Path, err: str) -> str:
@@ -223,9 +219,7 @@ def test_a_recipe_can_be_added_to_a_started_study_but_not_changed(tmp_path: Path
 def test_a_recipe_is_checked_with_every_pairs_own_recipe(tmp_path: Path, capsys) -> None:
     data = tiny_study(recipes=[{"name": "plain"}, {"name": "fast", "lr_scale": 1000}])
     data["pairs"][0]["train"] = {"lr": 0.5}  # 500 under `fast`: above lr's limit of 100
-    path = write_yaml(tmp_path / "bad.yaml", data)
-    assert main(["validate", str(path)]) == 2
-    err = capsys.readouterr().err
+    err = validation_error(tmp_path, data, capsys)  # one line, exit 2
     assert "recipes[1].lr_scale:" in err and "pair 'mlp-a'" in err and "lr" in err, err
     err = _error(tmp_path, capsys, [{"name": "plain"}, {"name": "none", "methods": []}])
     assert "recipes[1].methods:" in err, err

@@ -131,7 +131,7 @@ def _schema_error(exc: ValidationError, located: _Located, data: Any) -> ConfigE
         close = difflib.get_close_matches(str(loc[-1]), map(str, unknown), n=1)
         found = f"; found {close[0]!r} — a misspelling?" if close else ""
         return located.error(loc, f"required key is missing{found}")
-    message = err["msg"].removeprefix("Value error, ")
+    message = _message(err)
     if "input" in err and kind not in ("model_type",):
         message += f" (got {err['input']!r})" if not isinstance(err["input"], dict) else ""
     return located.error(loc, message)
@@ -228,7 +228,7 @@ def check_semantics(
                     hint = did_you_mean(str(err["loc"][-1]), list(TrainConfig.model_fields), 1)
                     msg = f"unknown key{hint}"
                 else:
-                    msg = err["msg"].removeprefix("Value error, ")
+                    msg = _message(err)
                 raise located.error(key, msg) from None
         for role in ("teacher", "student"):
             spec = getattr(pair, role)
@@ -312,6 +312,11 @@ def check_semantics(
 RECIPE_KEYS = ("name", "primary", "lr_scale", "methods")
 
 
+def _message(err: Any) -> str:
+    """A pydantic error's message without the prefix a validator's ValueError gets."""
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
 def _check_recipes(config: StudyConfig, located: _Located) -> None:
     """A recipe's keys are its own or keys of ``train`` with valid values; one primary, which
     trains every arm; a restricted recipe keeps the verdict's reference."""
@@ -335,20 +340,18 @@ def _check_recipes(config: StudyConfig, located: _Located) -> None:
             TrainConfig.model_validate({**config.train.model_dump(), **recipe.overrides})
         except ValidationError as exc:
             err = exc.errors()[0]
-            msg = err["msg"].removeprefix("Value error, ")
-            raise located.error(("recipes", i, *err["loc"]), msg) from None
+            raise located.error(("recipes", i, *err["loc"]), _message(err)) from None
         for pair in config.pairs:  # with each pair's own overrides, and lr × lr_scale
-            merged = {**config.train.model_dump(), **pair.train, **recipe.overrides}
-            merged["lr"] = merged["lr"] * recipe.lr_scale
             try:
-                TrainConfig.model_validate(merged)
+                TrainConfig.model_validate(
+                    recipe.applied_to({**config.train.model_dump(), **pair.train})
+                )
             except ValidationError as exc:
                 err = exc.errors()[0]
                 field = str(err["loc"][0]) if err["loc"] else ""
                 key = "lr_scale" if field == "lr" and recipe.lr_scale != 1 else field
-                msg = err["msg"].removeprefix("Value error, ")
                 raise located.error(
-                    ("recipes", i, key), f"for pair {pair.label!r}: {field} {msg}"
+                    ("recipes", i, key), f"for pair {pair.label!r}: {field} {_message(err)}"
                 ) from None
         if recipe.methods is None:
             continue

@@ -244,6 +244,13 @@ class RecipeConfig(BaseModel):
         """The keys of ``train`` this recipe sets."""
         return dict(self.model_extra or {})
 
+    def applied_to(self, train: dict[str, Any]) -> dict[str, Any]:
+        """A student recipe's keys (the study's ``train`` with a pair's overrides) under this
+        recipe: its overrides, then ``lr × lr_scale``."""
+        merged = {**train, **self.overrides}
+        merged["lr"] = merged["lr"] * self.lr_scale
+        return merged
+
 
 PLAIN_RECIPE = "plain"
 

@@ -175,7 +175,13 @@ _CNNS = {
     "fm_cnn_l": ((64, 128, 256), 1),
     "fm_cnn_deep": ((32, 64, 128), 2),
 }
-_MLPS = {"fm_mlp_s": (32,), "fm_mlp_m": (128,), "fm_mlp_l": (1024, 1024)}
+# name: (hidden widths, batch norm after each hidden layer)
+_MLPS = {
+    "fm_mlp_s": ((32,), False),
+    "fm_mlp_s_bn": ((32,), True),
+    "fm_mlp_m": ((128,), False),
+    "fm_mlp_l": ((1024, 1024), False),
+}
 
 
 def _register() -> None:
@@ -185,15 +191,12 @@ def _register() -> None:
                 _w, _p, num_classes, in_chans, pooled
             )
         )
-    for name, hidden in _MLPS.items():
-        for suffix, norm in (("", False), ("_bn", True)):
-            if norm and name != "fm_mlp_s":
-                continue
-            register_model(name + suffix, FAMILY)(
-                lambda num_classes=10, in_chans=1, _h=hidden, _n=norm: MLP(
-                    _h, num_classes, in_chans, norm=_n
-                )
+    for name, (hidden, norm) in _MLPS.items():
+        register_model(name, FAMILY)(
+            lambda num_classes=10, in_chans=1, _h=hidden, _n=norm: MLP(
+                _h, num_classes, in_chans, norm=_n
             )
+        )
 
 
 _register()

@@ -206,9 +206,9 @@ class Plan:
         """The study's ``train``, then the pair's overrides, then the recipe's (default: the
         primary recipe); ``lr_scale`` multiplies the learning rate last."""
         recipe = recipe or self.config.primary_recipe
-        merged = {**self.config.train.model_dump(), **pair.train, **recipe.overrides}
-        merged["lr"] = merged["lr"] * recipe.lr_scale
-        return TrainConfig.model_validate(merged)
+        return TrainConfig.model_validate(
+            recipe.applied_to({**self.config.train.model_dump(), **pair.train})
+        )
 
     def cell_recipe(self, cell: Cell) -> TrainConfig:
         return self.student_recipe(cell.pair, cell.recipe)

@@ -71,7 +71,7 @@ def study_summary(plan: Plan) -> dict[str, Any]:
         "students": {p.label: plan.student_label(p) for p in c.pairs},
         "units": plan.units_of_generalisation(),
         "noise_order": plan.noise_labels,
-        "recipes": {r.name: _recipe_text(plan, r) for r in plan.recipes},
+        "recipes": {r.name: _recipe_text(r) for r in plan.recipes},
         "primary_recipe": plan.primary_recipe,
         "recipe_methods": {
             r.name: [m.name for m in plan.methods if plan.recipe_trains(r, m.name)]
@@ -91,7 +91,7 @@ def study_summary(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _recipe_text(plan: Plan, recipe: RecipeConfig) -> str:
+def _recipe_text(recipe: RecipeConfig) -> str:
     """A recipe in words: what it changes ("as declared" for none)."""
     changes = [f"{k} {v}" for k, v in recipe.overrides.items()]
     if recipe.lr_scale != 1:
