@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 
 from ..losses import Context, create_method, list_methods
+from ..losses.base import sum_terms
 
 
 def _once(fn: Callable[[], None], inner: int) -> float:
@@ -61,7 +62,7 @@ def training_step(name: str, device: torch.device, batch: int = 64):
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        sum(method(student(x), t, y).values()).backward()
+        sum_terms(method(student(x), t, y).values()).backward()
         opt.step()
         _sync(device)
 

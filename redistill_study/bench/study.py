@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import default_study_path, load_study
+from ..config import PairConfig, default_study_path, load_study
 from ..data import build_dataset
 from ..models import create_model
 from ..study import build_plan
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         * 3
     )
     table = table.to(runtime.device)
-    students = {}
+    students: dict[str, PairConfig] = {}
     for cell in plan.cells:  # the primary recipe's students (recipes differ in settings only)
         if cell.recipe.name == plan.primary_recipe:
             students.setdefault(plan.student_key(cell), cell.pair)

@@ -21,6 +21,7 @@ from ..config import TrainConfig
 from ..data import DataBundle, Split
 from ..data.cifar import NORMALIZATION
 from ..losses import create_method
+from ..losses.base import sum_terms
 from ..models import create_model
 from ..training import make_member, make_runtime, train_cohort
 
@@ -67,13 +68,14 @@ def _naive(teacher, x, y, device: torch.device, batches: int) -> float:
         with torch.no_grad():
             t = teacher(xb)
         opt.zero_grad(set_to_none=True)
-        sum(loss_fn(student(xb), t, yb).values()).backward()
+        sum_terms(loss_fn(student(xb), t, yb).values()).backward()
         opt.step()
         if step >= 1:
             done += len(yb)
         if step == batches:
             break
     _sync(device)
+    assert start is not None, "fewer than two batches"
     return done / (time.perf_counter() - start)
 
 
@@ -106,7 +108,7 @@ def _cohort(teacher, x, y, runtime, k: int, batches: int, vectorize: bool = Fals
         )
         for i in range(k)
     ]
-    timer = {"start": None, "batches": 0}
+    timer: dict[str, float | None] = {"start": None, "batches": 0}
 
     def teacher_fn(idx, xb, yb):
         if timer["batches"] == 1:  # skip the warm-up batch
@@ -127,7 +129,9 @@ def _cohort(teacher, x, y, runtime, k: int, batches: int, vectorize: bool = Fals
         vectorize=vectorize,
     )
     _sync(runtime.device)
-    return k * BATCH * batches / (time.perf_counter() - timer["start"])
+    start = timer["start"]
+    assert start is not None, "fewer than two batches"
+    return k * BATCH * batches / (time.perf_counter() - start)
 
 
 def _sync(device: torch.device) -> None:

@@ -22,17 +22,26 @@ from .splits import stratified_subset
 
 
 class DataOptions(Protocol):
-    """What a data source reads of the study config's ``dataset`` section."""
+    """What a data source reads of the study config's ``dataset`` section (read-only)."""
 
-    name: str
-    root: str | None
-    download: bool
-    val_fraction: float
-    test_fraction: float
-    split_seed: int
-    augment: str
-    train_subset: int | None
-    image_size: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def root(self) -> str | None: ...
+    @property
+    def download(self) -> bool: ...
+    @property
+    def val_fraction(self) -> float: ...
+    @property
+    def test_fraction(self) -> float: ...
+    @property
+    def split_seed(self) -> int: ...
+    @property
+    def augment(self) -> str: ...
+    @property
+    def train_subset(self) -> int | None: ...
+    @property
+    def image_size(self) -> int: ...
 
 
 OPTION_KEYS = (
@@ -142,8 +151,9 @@ def iterate_batches(
     else:
         order = pool[torch.randperm(n, generator=epoch_generator(seed, epoch))]
     augment = augment and bundle.augment != "none"
-    if split.in_memory:
-        x_all = split.x.to(device, non_blocking=True) if split.x.device != device else split.x
+    x_held = split.x  # in memory (``split.in_memory``) when not None
+    if x_held is not None:
+        x_all = x_held.to(device, non_blocking=True) if x_held.device != device else x_held
         y_all = split.y.to(device) if split.y.device != device else split.y
         aug_gen = epoch_generator(seed if seed is not None else 0, epoch + 1_000_000, device)
         order_dev = order.to(device)

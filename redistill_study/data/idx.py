@@ -71,7 +71,7 @@ def load_idx(root: Path, dataset: str, split: str) -> tuple[np.ndarray, np.ndarr
     labels = read_idx(_locate(root, FILES[(split, "labels")], dataset), "labels")
     if len(images) != len(labels):
         raise UserError(f"{dataset}: {len(images)} {split} images but {len(labels)} labels")
-    classes = dataset_info(dataset).num_classes
+    classes = dataset_info(dataset).known_classes()
     if labels.max(initial=0) >= classes:
         raise UserError(f"{dataset}: {split} labels outside 0–{classes - 1}")
     return images, labels.astype(np.int64)
@@ -97,7 +97,7 @@ def build_idx(config: DataOptions, root: Path) -> DataBundle:
     mean, std = NORMALIZATION[name]
     return DataBundle(
         name=name,
-        num_classes=dataset_info(name).num_classes,
+        num_classes=dataset_info(name).known_classes(),
         input_shape=(1, 28, 28),
         mean=mean,
         std=std,

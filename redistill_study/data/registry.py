@@ -26,6 +26,12 @@ class DatasetInfo:
     required: tuple[str, ...] = ()  # files under root (each also accepted with ".gz")
     reader: str | None = None  # "module:function(name, root)" that reads and checks the files
 
+    def known_classes(self) -> int:
+        """The number of classes of a data set that fixes it (not read from the files)."""
+        if self.num_classes is None:
+            raise ValueError(f"data set {self.name!r} reads its number of classes from its files")
+        return self.num_classes
+
     def missing(self, root: Path) -> str | None:
         """The first required file that is not under ``root``, as a path; None if all are."""
         for name in self.required:

@@ -7,8 +7,9 @@ them for the backward pass and logs each one separately.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,13 @@ class Context:
     epoch: int = 0
     total_epochs: int = 1
     num_classes: int | None = None
+
+
+def sum_terms(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Loss terms added up for the backward pass (Python's ``sum``, in the terms' order)."""
+    # A tensor for one term or more (every method returns some); the stub of ``sum`` adds its
+    # start value, the int 0, to the type.
+    return cast(torch.Tensor, sum(terms))
 
 
 class TrialLike(Protocol):  # the part of optuna.Trial that search spaces use

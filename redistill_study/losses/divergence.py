@@ -70,7 +70,7 @@ class _PowerDivergence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, student_log_probs, teacher_log_probs, lam):  # type: ignore[override]
+    def forward(ctx, student_log_probs, teacher_log_probs, lam):
         ls, lt = student_log_probs.detach(), teacher_log_probs.detach()
         ctx.lam = lam
         mu = -1.0 - lam
@@ -94,7 +94,7 @@ class _PowerDivergence(torch.autograd.Function):
         return power_divergence_terms(lt, ls, lam).sum(-1)
 
     @staticmethod
-    def backward(ctx, grad_output):  # type: ignore[override]
+    def backward(ctx, grad_output):
         lam = ctx.lam
         g = grad_output.unsqueeze(-1)
         mu = -1.0 - lam

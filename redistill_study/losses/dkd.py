@@ -74,7 +74,7 @@ class _DecoupledKL(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, student_logits, teacher_logits, labels, temperature, weights):  # type: ignore[override]
+    def forward(ctx, student_logits, teacher_logits, labels, temperature, weights):
         target = labels[:, None]
         lt = log_softmax_t(teacher_logits.detach(), temperature)
         ls = log_softmax_t(student_logits.detach(), temperature)
@@ -92,7 +92,7 @@ class _DecoupledKL(torch.autograd.Function):
         return tckd.mean() * weights[0], nckd.mean() * weights[1]
 
     @staticmethod
-    def backward(ctx, g_tckd, g_nckd):  # type: ignore[override]
+    def backward(ctx, g_tckd, g_nckd):
         q_hat, p_hat, target, target_diff, rest_diff = ctx.saved_tensors
         g_tckd, g_nckd = g_tckd * ctx.scales[0], g_nckd * ctx.scales[1]
         grad = q_hat * (g_tckd * rest_diff + g_nckd)

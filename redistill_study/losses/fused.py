@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +62,14 @@ class SoftTargetBatch:
     teacher_log_probs: torch.Tensor | None  # (B, C); None where the member has no soft term
     sample_weights: torch.Tensor | None = None  # (B,), multiplies soft_scale
     ce_share: torch.Tensor | None = None  # (B,), h: CE inside the soft term
+
+
+class StackedBatches(TypedDict):
+    """The slots' batches as :func:`soft_target_terms` takes them (:func:`stack_batches`)."""
+
+    teacher_log_probs: torch.Tensor  # (C, K, B)
+    sample_weights: torch.Tensor | None  # (K, B)
+    ce_share: torch.Tensor | None  # (K, B)
 
 
 def loss_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -97,20 +105,20 @@ class SlotConstants:
     ) -> SlotConstants:
         """The constants of ``forms``, one per slot; a ``None`` slot gets zero weights."""
         blank = SoftTargetForm(1.0, 0.0, 0.0, 0.0, 0.0)
-        forms = [f or blank for f in forms]
-        lam = [f.lam for f in forms]
+        filled = [f or blank for f in forms]
+        lam = [f.lam for f in filled]
         flips = [v < -0.5 for v in lam]
         c = [-1.0 - v if f else v for v, f in zip(lam, flips)]
 
         def column(values):
-            return torch.tensor(values, dtype=dtype, device=device).reshape(len(forms), -1)
+            return torch.tensor(values, dtype=dtype, device=device).reshape(len(filled), -1)
 
         return cls(
-            temperature=column([f.temperature for f in forms]),
-            weights=column([[f.ce_weight, f.kd_weight] for f in forms]),
-            soft_scale=column([f.soft_scale for f in forms]),
+            temperature=column([f.temperature for f in filled]),
+            weights=column([[f.ce_weight, f.kd_weight] for f in filled]),
+            soft_scale=column([f.soft_scale for f in filled]),
             c=column(c),
-            flip=torch.tensor(flips, device=device).reshape(len(forms), 1),
+            flip=torch.tensor(flips, device=device).reshape(len(filled), 1),
             any_flip=any(flips),
             all_flip=all(flips),
             any_limit=any(v == 0.0 for v in c),
@@ -129,7 +137,7 @@ class _SoftTargetTerms(torch.autograd.Function):
     # Class-first inside: softmax and sums over a leading axis of C vectorise over K × B,
     # where over a trailing axis of 10 classes the CPU kernels run several times slower.
     @staticmethod
-    def forward(ctx, logits, teacher_log_probs, labels, slots, sample_weights, ce_share):  # type: ignore[override]
+    def forward(ctx, logits, teacher_log_probs, labels, slots, sample_weights, ce_share):
         z = at_least_float32(logits.detach()).permute(2, 0, 1).contiguous()  # (C, K, B)
         _, k, b = z.shape
         target = labels.view(1, 1, b).expand(1, k, b)
@@ -165,7 +173,7 @@ class _SoftTargetTerms(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
+    def backward(ctx, grad_out):
         log_q1, target, a, bb, lead, s, ce_share = ctx.saved_tensors
         slots = ctx.constants
         b = log_q1.shape[2]
@@ -228,7 +236,7 @@ def soft_target_terms_of(
 
 def stack_batches(
     batches: Sequence[SoftTargetBatch | None], logits: torch.Tensor
-) -> dict[str, torch.Tensor | None]:
+) -> StackedBatches:
     """Per-slot batches as the (K, …) tensors :func:`soft_target_terms` takes (teacher
     log-probabilities zero, weights one where a slot has none), in the logits' precision."""
     _, b, c = logits.shape
@@ -251,8 +259,8 @@ def stack_batches(
         blank = torch.full((b,), fill, dtype=dtype, device=logits.device)
         return torch.stack([v.to(dtype) if v is not None else blank for v in values])
 
-    return {
-        "teacher_log_probs": teacher,
-        "sample_weights": column("sample_weights", 1.0),
-        "ce_share": column("ce_share", 0.0),
-    }
+    return StackedBatches(
+        teacher_log_probs=teacher,
+        sample_weights=column("sample_weights", 1.0),
+        ce_share=column("ce_share", 0.0),
+    )

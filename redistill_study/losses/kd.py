@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .base import FloatRange
+from .base import FloatRange, SearchDimension
 from .registry import register_method
 from .soft_target import SoftTargetMethod
 
-KD_SEARCH_SPACE = {
+KD_SEARCH_SPACE: dict[str, SearchDimension] = {
     "T": FloatRange(1.0, 8.0),
     "w_kd": FloatRange(0.1, 10.0, log=True),
     "w_ce": FloatRange(0.1, 1.0),

@@ -12,6 +12,9 @@ class Renormalize(nn.Module):
     """Feed ``model`` inputs normalised its own way when the batch stream normalises another:
     x_model = (x·std_data + mean_data − mean_model) / std_model, per channel."""
 
+    scale: torch.Tensor  # buffers (registered below)
+    shift: torch.Tensor
+
     def __init__(
         self,
         model: nn.Module,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import torch
@@ -22,6 +23,19 @@ from .runtime import Runtime
 TeacherFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+class Outcome(str, Enum):
+    """How a member's training ended (``RUNNING`` until it has): a ``str``, so it compares
+    equal to, and prints as, its value."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    DIVERGED = "diverged"  # non-finite losses or weights
+    STOPPED = "stopped"  # by the epoch callback (e.g. pruned)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class Member:
     key: Any
@@ -35,7 +49,7 @@ class Member:
     forward: nn.Module | None = None  # the compiled model, if any
     teacher: TeacherFn | None = None  # this member's own teacher (else the cohort's)
     active: bool = True
-    outcome: str = "running"  # running → complete | stopped | diverged
+    outcome: Outcome = Outcome.RUNNING  # running → complete | stopped | diverged
     reason: str = ""
     epochs_done: int = 0
     history: list[dict[str, float]] = field(default_factory=list)

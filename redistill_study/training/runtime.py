@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import torch
 import torch.nn as nn
 
 from ..errors import UserError
+
+_ModuleT = TypeVar("_ModuleT", bound=nn.Module)
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
-    def prepare_model(self, model: nn.Module) -> nn.Module:
+    def prepare_model(self, model: _ModuleT) -> _ModuleT:
         model = model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -35,7 +38,10 @@ class Runtime:
         return x
 
     def maybe_compile(self, model: nn.Module) -> nn.Module:
-        return torch.compile(model) if self.compile else model
+        if not self.compile:
+            return model
+        # A module compiles to an OptimizedModule (a Module); the stub types only a callable.
+        return cast(nn.Module, torch.compile(model))
 
 
 def resolve_device(name: str) -> torch.device:

@@ -22,146 +22,16 @@ True
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-# Layers that act on each channel (or each feature) on its own: correct in the wide layout.
-CHANNELWISE = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Identity,
-    nn.MaxPool2d,
-    nn.AvgPool2d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool2d,
-    nn.Flatten,
-)
+from ._stacked_layers import StackedConv2d, StackedLayer, StackedLinear, widen
+
+__all__ = ["StackedConv2d", "StackedLinear", "StackedModel", "stack_models"]
+
 TOLERANCE = 1e-4  # wide vs one-by-one forward, relative to the logits' scale
-
-
-class StackedConv2d(nn.Module):
-    """K convolutions as one grouped convolution on the wide layout. As the model's first
-    layer (``shared_input``) it reads the members' common input once: a plain convolution
-    with K × the output channels, so the input is never copied K times."""
-
-    def __init__(self, convs: Sequence[nn.Conv2d]) -> None:
-        super().__init__()
-        c = convs[0]
-        if c.padding_mode != "zeros":
-            raise NotImplementedError("padding modes other than zeros")
-        self.k = len(convs)
-        self.stride, self.padding, self.dilation = c.stride, c.padding, c.dilation
-        self.member_groups = c.groups
-        self.shared_input = False
-        self.weight = nn.Parameter(torch.cat([m.weight.detach() for m in convs]))
-        self.bias = (
-            nn.Parameter(torch.cat([m.bias.detach() for m in convs]))
-            if c.bias is not None
-            else None
-        )
-
-    @property
-    def can_share_input(self) -> bool:
-        return self.member_groups == 1  # with groups, member blocks would interleave
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        groups = self.member_groups * (1 if self.shared_input else self.k)
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, groups)
-
-
-class StackedLinear(nn.Module):
-    """K linear layers on the wide layout (batch, K × features): a batched matrix product, or
-    as the first layer (``shared_input``) one matrix product of the common input with the K
-    weight matrices side by side."""
-
-    can_share_input = True
-
-    def __init__(self, linears: Sequence[nn.Linear]) -> None:
-        super().__init__()
-        self.k = len(linears)
-        self.shared_input = False
-        self.weight = nn.Parameter(torch.stack([m.weight.detach().t() for m in linears]))
-        first = linears[0]
-        self.bias = (
-            nn.Parameter(torch.stack([m.bias.detach() for m in linears])[:, None, :])
-            if first.bias is not None
-            else None
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        if self.shared_input:  # (B, in) @ (in, K × out)
-            side_by_side = self.weight.transpose(0, 1).reshape(x.shape[1], -1)
-            if self.bias is None:
-                return x @ side_by_side
-            return torch.addmm(self.bias.reshape(-1), x, side_by_side)
-        per_member = x.reshape(b, self.k, -1).transpose(0, 1)  # (K, B, in)
-        if self.bias is not None:
-            out = torch.baddbmm(self.bias, per_member, self.weight)
-        else:
-            out = torch.bmm(per_member, self.weight)
-        return out.transpose(0, 1).reshape(b, -1)
-
-
-def _stacked_batchnorm(bns: Sequence[nn.modules.batchnorm._BatchNorm]) -> nn.Module:
-    first = bns[0]
-    cls = type(first)
-    wide = cls(
-        first.num_features * len(bns),
-        eps=first.eps,
-        momentum=first.momentum,
-        affine=first.affine,
-        track_running_stats=first.track_running_stats,
-    )
-    with torch.no_grad():
-        if first.affine:
-            wide.weight.copy_(torch.cat([m.weight for m in bns]))
-            wide.bias.copy_(torch.cat([m.bias for m in bns]))
-        if first.track_running_stats:
-            wide.running_mean.copy_(torch.cat([m.running_mean for m in bns]))
-            wide.running_var.copy_(torch.cat([m.running_var for m in bns]))
-            wide.num_batches_tracked.copy_(first.num_batches_tracked)
-    return wide.to(first.weight.device if first.affine else first.running_mean.device)
-
-
-def _widen(modules: Sequence[nn.Module]) -> nn.Module:
-    """The wide version of one module of K models (its children widened in place)."""
-    first = modules[0]
-    if isinstance(first, nn.Conv2d):
-        return StackedConv2d(modules)  # type: ignore[arg-type]
-    if isinstance(first, nn.Linear):
-        return StackedLinear(modules)  # type: ignore[arg-type]
-    if isinstance(first, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        return _stacked_batchnorm(modules)  # type: ignore[arg-type]
-    if isinstance(first, nn.Dropout):
-        if first.p > 0:  # random per member: its own RNG stream, so one model at a time
-            raise NotImplementedError("dropout")
-        return nn.Identity()
-    children = list(first.named_children())
-    if not children:
-        if isinstance(first, CHANNELWISE):
-            return copy.deepcopy(first)
-        raise NotImplementedError(type(first).__name__)
-    if any(True for _ in first.parameters(recurse=False)) or any(
-        True for _ in first.buffers(recurse=False)
-    ):
-        raise NotImplementedError(f"{type(first).__name__} with its own parameters")
-    wide = copy.copy(first)  # the module's own forward code, with widened children
-    wide._modules = {}
-    for name, _ in children:
-        wide._modules[name] = _widen([getattr(m, name) for m in modules])
-    return wide
 
 
 class StackedModel(nn.Module):
@@ -170,8 +40,8 @@ class StackedModel(nn.Module):
     def __init__(self, models: Sequence[nn.Module]) -> None:
         super().__init__()
         self.k = len(models)
-        self.body = _widen(list(models))
-        self.first: nn.Module | None = None  # the layer that reads the shared input, if any
+        self.body = widen(list(models))
+        self.first: StackedLayer | None = None  # the layer that reads the shared input, if any
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shared = self.first is not None and self.first.shared_input
@@ -180,7 +50,7 @@ class StackedModel(nn.Module):
         # Contiguous per member, so each member's loss reads a dense (B, C) block.
         return out.reshape(x.shape[0], self.k, -1).transpose(0, 1).contiguous()
 
-    def set_first(self, layer: nn.Module | None) -> None:
+    def set_first(self, layer: StackedLayer | None) -> None:
         # A plain attribute, not a registered submodule: the layer already lives in `body`,
         # and registering it twice would put its weights in the state dict twice.
         object.__setattr__(self, "first", layer)
@@ -262,13 +132,13 @@ def stack_models(
 
 
 @torch.no_grad()
-def _first_layer(wide: StackedModel, shape: tuple[int, ...]) -> nn.Module | None:
+def _first_layer(wide: StackedModel, shape: tuple[int, ...]) -> StackedLayer | None:
     """The stacked layer that the forward pass calls first, if it can read a shared input."""
     order: list[nn.Module] = []
     hooks = [
         m.register_forward_pre_hook(lambda mod, args: order.append(mod))
         for m in wide.body.modules()
-        if isinstance(m, (StackedConv2d, StackedLinear))
+        if isinstance(m, StackedLayer)
     ]
     mode = wide.training
     wide.eval()
@@ -281,7 +151,8 @@ def _first_layer(wide: StackedModel, shape: tuple[int, ...]) -> nn.Module | None
         for h in hooks:
             h.remove()
         wide.train(mode)
-    return order[0] if order and order[0].can_share_input else None
+    first = order[0] if order else None  # a StackedLayer: only those have the hook
+    return first if isinstance(first, StackedLayer) and first.can_share_input else None
 
 
 @torch.no_grad()

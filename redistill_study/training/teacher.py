@@ -24,7 +24,7 @@ from ..metrics import classification_metrics
 from ..models import create_model
 from ..models.checkpoint import load_checkpoint, read_state_dict, save_atomic
 from ..noise import flip_labels, undertrained_epochs
-from .members import make_member, predict
+from .members import Outcome, make_member, predict
 from .runtime import Runtime
 from .trainer import train_cohort
 
@@ -61,7 +61,7 @@ def obtain_teacher(
     model = create_model(spec.model, num_classes=spec.num_classes, **spec.args)
     if spec.checkpoint is not None:
         load_checkpoint(model, spec.checkpoint)
-        meta = {"source": "checkpoint", "checkpoint": spec.checkpoint}
+        meta: dict[str, Any] = {"source": "checkpoint", "checkpoint": spec.checkpoint}
         return _ready(model, runtime), meta
     key = spec.key()
     weights = cache_dir / "teachers" / f"{key}.pt"
@@ -122,7 +122,7 @@ def _train(
         stop_after=stop_after,
         evaluate_val=False,
     )
-    if member.outcome != "complete":
+    if member.outcome != Outcome.COMPLETE:
         raise RuntimeError(f"teacher {spec.model} training failed: {member.reason}")
     logits, y = predict(member.model, bundle, bundle.val, runtime)
     meta = {

@@ -20,7 +20,7 @@ from ..data import DataBundle, iterate_batches
 from ..losses import Context
 from .engines import Engine, make_engine
 from .gradients import epoch_stats, first_blow_up
-from .members import Member, TeacherFn
+from .members import Member, Outcome, TeacherFn
 from .runtime import Runtime
 
 # Called after every epoch with the member, the 0-based epoch and its stats (mean loss terms,
@@ -94,7 +94,8 @@ def train_cohort(
                 before = m.history[-1].get("train/grad_norm_last") if m.history else None
                 m.divergence = _divergence(engine, m, norms, epoch, steps_done, before)
                 m.history.append(stats)  # the blown-up losses, for the record
-                m.active, m.outcome, m.reason = False, "diverged", f"epoch {epoch + 1}: {problem}"
+                m.active, m.outcome = False, Outcome.DIVERGED
+                m.reason = f"epoch {epoch + 1}: {problem}"
                 continue
             m.history.append(stats)
             finite.append(m)
@@ -103,11 +104,11 @@ def train_cohort(
                 m.history[-1]["val/top1"] = accuracy
         for m in finite:
             if on_epoch_end is not None and not on_epoch_end(m, epoch, m.history[-1]):
-                m.active, m.outcome = False, "stopped"
+                m.active, m.outcome = False, Outcome.STOPPED
     engine.finish(members)
     for m in members:
         if m.active:
-            m.active, m.outcome = False, "complete"
+            m.active, m.outcome = False, Outcome.COMPLETE
     return engine.name
 
 

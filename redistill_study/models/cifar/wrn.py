@@ -30,7 +30,7 @@ class WideBlock(nn.Module):
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
         out = self.conv2(out)
-        return out + (x if self.equal else self.shortcut(pre))
+        return out + (x if self.shortcut is None else self.shortcut(pre))  # None iff self.equal
 
 
 class WideResNet(nn.Module):
