@@ -1,0 +1,270 @@
+"""What the schema cannot see: registry names, hyper-parameter domains, recipes, the
+verdict's arms and files on disk — each problem one line naming its key."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .._util import did_you_mean, resolve_path
+from ..data import data_root, dataset_info, dataset_names, read_files
+from ..errors import UserError
+from ..losses import get_method
+from ..models import create_model, resolve_model_name
+from ..models.checkpoint import load_checkpoint
+from ..noise import noise_kind
+from ._located import Located, pydantic_message
+from .schema import StudyConfig, TrainConfig
+
+
+def check_semantics(
+    config: StudyConfig,
+    located: Located,
+    *,
+    base_dir: Path,
+    check_files: bool = True,
+    read_data: bool = False,
+) -> None:
+    """What the schema cannot see: registry names, hyper-parameter domains, files on disk."""
+    if config.dataset.name not in dataset_names():
+        raise located.error(
+            ("dataset", "name"), _unknown(config.dataset.name, dataset_names(), "dataset")
+        )
+    info = dataset_info(config.dataset.name)
+    if info.needs_root:
+        root = data_root(config.dataset, base_dir)
+        if root is None:
+            raise located.error(
+                ("dataset", "root"),
+                f"dataset {config.dataset.name!r} needs a 'root' folder: {info.files}",
+            )
+        if check_files and not config.dataset.download:
+            how = f" (Debian's package {info.package} installs it)" if info.package else ""
+            if not root.is_dir():
+                raise located.error(("dataset", "root"), f"folder not found: {root}{how}")
+            absent = info.missing(root) if config.dataset.name != "imagefolder" else None
+            if absent:
+                raise located.error(
+                    ("dataset", "root"), f"file not found: {absent}{how}; expected {info.files}"
+                )
+            if read_data:  # present is not enough: a damaged or foreign file fails now
+                try:
+                    read_files(config.dataset.name, root)
+                except UserError as exc:
+                    raise located.error(("dataset", "root"), str(exc)) from None
+    for i, pair in enumerate(config.pairs):
+        for role in ("teacher", "student"):
+            spec = getattr(pair, role)
+            try:
+                resolve_model_name(spec.model)
+            except KeyError as exc:
+                raise located.error(("pairs", i, role, "model"), str(exc.args[0])) from None
+        if pair.train:
+            try:
+                TrainConfig.model_validate({**config.train.model_dump(), **pair.train})
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                key = ("pairs", i, "train", *err["loc"])
+                if err["type"] == "extra_forbidden":
+                    hint = did_you_mean(str(err["loc"][-1]), list(TrainConfig.model_fields), 1)
+                    msg = f"unknown key{hint}"
+                else:
+                    msg = pydantic_message(err)
+                raise located.error(key, msg) from None
+        for role in ("teacher", "student"):
+            spec = getattr(pair, role)
+            classes = _class_count(config, base_dir)
+            if spec.args and classes is not None:  # arguments are checked by building the model
+                try:
+                    create_model(spec.model, num_classes=classes, **spec.args)
+                except (TypeError, ValueError, RuntimeError) as exc:
+                    message = str(exc).splitlines()[0]
+                    bad = re.search(r"unexpected keyword argument '(\w+)'", message)
+                    if bad:
+                        known = _model_arguments(spec.model, _class_count(config, base_dir))
+                        message = f"{spec.model} takes no argument {bad[1]!r}" + did_you_mean(
+                            bad[1], known
+                        )
+                    raise located.error(("pairs", i, role, "args"), message) from None
+        ckpt = pair.teacher.checkpoint
+        if ckpt is not None and check_files:
+            resolved = resolve_path(ckpt, base_dir)
+            if not resolved.is_file():
+                raise located.error(
+                    ("pairs", i, "teacher", "checkpoint"), f"file not found: {resolved}"
+                )
+            classes = _class_count(config, base_dir)
+            if classes is not None:
+                try:  # unreadable, foreign or mismatched weights fail now, not after hours
+                    model = create_model(
+                        pair.teacher.model, num_classes=classes, **pair.teacher.args
+                    )
+                    load_checkpoint(model, resolved)
+                except UserError as exc:
+                    raise located.error(("pairs", i, "teacher", "checkpoint"), str(exc)) from None
+    for i, method in enumerate(config.methods):
+        try:
+            cls = get_method(method.method or method.name)
+        except KeyError as exc:
+            field = "method" if method.method else "name"
+            raise located.error(("methods", i, field), str(exc.args[0])) from None
+        try:
+            cls(**method.params)
+        except ValueError as exc:
+            raise located.error(("methods", i, "params"), str(exc)) from None
+        tune = cls.tuned_by_default if method.tune is None else method.tune
+        if tune and not cls.search_space:
+            raise located.error(
+                ("methods", i, "tune"), f"method {method.name!r} has nothing to tune"
+            )
+        fixed_in_space = sorted(set(method.params) & set(cls.search_space)) if tune else []
+        if fixed_in_space:
+            raise located.error(
+                ("methods", i, "params"),
+                f"{fixed_in_space[0]!r} is searched when tune is true; drop it or set tune: false",
+            )
+    for i, noise in enumerate(config.noise):
+        try:
+            kind = noise_kind(noise.kind)
+        except KeyError as exc:
+            raise located.error(("noise", i, "kind"), str(exc.args[0])) from None
+        problem = kind.level_problem(noise.levels)
+        if problem:
+            raise located.error(("noise", i, "levels"), problem)
+        retrains = kind.changes_teacher and any(noise.levels)
+        loaded = [p.label for p in config.pairs if p.teacher.checkpoint is not None]
+        if retrains and loaded:
+            raise located.error(
+                ("noise", i, "kind"),
+                f"{noise.kind} needs teachers the study trains; pair {loaded[0]!r} loads one",
+            )
+    _check_verdict(config, located)
+    _check_recipes(config, located)
+    seeds = range(config.seed, config.seed + config.seeds)
+    if config.tuning.seed is not None and config.tuning.seed in seeds:
+        raise located.error(
+            ("tuning", "seed"),
+            f"{config.tuning.seed} is one of the evaluation seeds {config.seed}…"
+            f"{config.seed + config.seeds - 1}; the search needs a seed of its own",
+        )
+
+
+RECIPE_KEYS = ("name", "primary", "lr_scale", "methods")
+
+
+def _check_recipes(config: StudyConfig, located: Located) -> None:
+    """A recipe's keys are its own or keys of ``train`` with valid values; one primary, which
+    trains every arm; a restricted recipe keeps the verdict's reference."""
+    marked = [i for i, r in enumerate(config.recipes) if r.primary]
+    if len(marked) > 1:
+        raise located.error(
+            ("recipes", marked[1], "primary"),
+            f"only one recipe can be primary; {config.recipes[marked[0]].name!r} already is",
+        )
+    primary = config.primary_recipe
+    known = {m.name for m in config.methods}
+    for i, recipe in enumerate(config.recipes):
+        for key in recipe.overrides:
+            if key not in TrainConfig.model_fields:
+                hint = did_you_mean(key, [*RECIPE_KEYS, *TrainConfig.model_fields], 1)
+                raise located.error(
+                    ("recipes", i, key),
+                    f"unknown key{hint}; a recipe takes {', '.join(RECIPE_KEYS)} or a key of train",
+                )
+        try:
+            TrainConfig.model_validate({**config.train.model_dump(), **recipe.overrides})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise located.error(("recipes", i, *err["loc"]), pydantic_message(err)) from None
+        for pair in config.pairs:  # with each pair's own overrides, and lr × lr_scale
+            try:
+                TrainConfig.model_validate(
+                    recipe.applied_to({**config.train.model_dump(), **pair.train})
+                )
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                field = str(err["loc"][0]) if err["loc"] else ""
+                key = "lr_scale" if field == "lr" and recipe.lr_scale != 1 else field
+                raise located.error(
+                    ("recipes", i, key), f"for pair {pair.label!r}: {field} {pydantic_message(err)}"
+                ) from None
+        if recipe.methods is None:
+            continue
+        if recipe is primary:
+            raise located.error(
+                ("recipes", i, "methods"),
+                f"the primary recipe {recipe.name!r} trains every arm; restrict a secondary one",
+            )
+        for j, name in enumerate(recipe.methods):
+            if name not in known:
+                raise located.error(
+                    ("recipes", i, "methods", j), _unknown(name, list(known), "method")
+                )
+        reference = config.verdict.reference or ("kd" if "kd" in known else None)
+        if reference is not None and reference not in recipe.methods:
+            raise located.error(
+                ("recipes", i, "methods"),
+                f"must include the verdict's reference {reference!r}: each recipe's verdict "
+                "compares against it",
+            )
+
+
+def _check_verdict(config: StudyConfig, located: Located) -> None:
+    """Declared arms must be methods of the study, in a role their tuning allows."""
+    methods = {m.name: m for m in config.methods}
+
+    def tuned(name: str) -> bool:
+        m = methods[name]
+        cls = get_method(m.method or m.name)
+        return cls.tuned_by_default if m.tune is None else m.tune
+
+    v = config.verdict
+    for i, name in enumerate(v.fixed or []):
+        if name not in methods:
+            raise located.error(("verdict", "fixed", i), _unknown(name, list(methods), "method"))
+        if tuned(name):
+            raise located.error(
+                ("verdict", "fixed", i), f"{name!r} is tuned; a fixed arm needs tune: false"
+            )
+    if v.searched not in (None, "none"):
+        if v.searched not in methods:
+            raise located.error(
+                ("verdict", "searched"), _unknown(v.searched, list(methods), "method")
+            )
+        m = methods[v.searched]
+        if not tuned(v.searched) or "lam" not in get_method(m.method or m.name).search_space:
+            raise located.error(
+                ("verdict", "searched"),
+                f"{v.searched!r} does not search λ; the searched arm needs tune: true and λ in "
+                "its search space",
+            )
+    if v.reference is not None and v.reference not in methods:
+        raise located.error(
+            ("verdict", "reference"), _unknown(v.reference, list(methods), "method")
+        )
+
+
+def _class_count(config: StudyConfig, base_dir: Path) -> int | None:
+    """The data set's class count, where it is known without reading the data."""
+    known = dataset_info(config.dataset.name).num_classes
+    if known is not None:
+        return known
+    root = resolve_path(config.dataset.root or ".", base_dir) / "train"
+    return sum(1 for p in root.iterdir() if p.is_dir()) if root.is_dir() else None
+
+
+def _unknown(name: str, known: list[str], what: str) -> str:
+    return f"unknown {what} {name!r}{did_you_mean(name, known)} (known: {', '.join(known)})"
+
+
+def _model_arguments(name: str, num_classes: int | None) -> list[str]:
+    """The keyword arguments a model's constructor takes (a hint for a misspelt one)."""
+    try:
+        model = create_model(name, num_classes=num_classes or 10)
+    except Exception:  # the names are a hint only
+        return []
+    parameters = inspect.signature(type(model).__init__).parameters.values()
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
