@@ -26,9 +26,11 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
+# ruff (lint + format) on everything, mypy (with the pydantic plugin) on the package.
 lint: $(STAMP)
 	$(BIN)/ruff check redistill_study tests tools
 	$(BIN)/ruff format --check redistill_study tests tools
+	$(BIN)/mypy
 
 # Regenerate docs/config.md from the schema (a test fails when it is out of date).
 docs: $(STAMP)
