@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +22,24 @@ from redistill_study.analysis.design import (
     simulate,
 )
 from redistill_study.analysis.rule import Thresholds
-from redistill_study.analysis.verdict import OUTCOME_FAILS, OUTCOME_HOLDS, decide, estimate
+from redistill_study.analysis.verdict import (
+    DEFAULT_ARMS,
+    OUTCOME_FAILS,
+    OUTCOME_HOLDS,
+    decide,
+    estimate,
+)
 from redistill_study.cli import main
 
 MARGIN = 0.01
 TH = Thresholds(margin=MARGIN, failure_margin=3 * MARGIN)
+PRIMARY = replace(DEFAULT_ARMS, fixed=("redistill",))  # the primary arm alone
 
 
 def _on_records(sims: int, outcome: str, **truth) -> float:
     rng = np.random.default_rng(0)
     hits = [
-        decide(study_records(rng, **truth), margin=MARGIN, fixed=("redistill",)).outcome == outcome
-        for _ in range(sims)
+        decide(study_records(rng, **truth), TH, PRIMARY).outcome == outcome for _ in range(sims)
     ]
     return float(np.mean(hits))
 
@@ -94,7 +101,7 @@ def test_the_world_of_a_finished_study_is_recovered() -> None:
         teacher_sd=0.0,
         failing={"pairs": [1, 9, 17, 25, 33, 41, 49, 57], "size": "diverge", "noises": ["none"]},
     )
-    evidence, result = estimate(records, TH, fixed=("redistill",))
+    evidence, result = estimate(records, TH, PRIMARY)
     world = estimate_world(evidence, result, seeds=3)
     assert world is not None
     assert world.seed_sd == pytest.approx(0.01, rel=0.15)

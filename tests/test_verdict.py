@@ -11,6 +11,7 @@ checks and must fail them.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,28 +20,32 @@ from helpers import study_records
 from statsmodels.stats.multitest import multipletests
 
 from redistill_study.analysis.verdict import (
+    DEFAULT_ARMS,
     OUTCOME_FAILS,
     OUTCOME_HOLDS,
     OUTCOME_OPEN,
+    Declared,
     decide,
+    thresholds_for,
 )
 
 MARGIN = 0.01
 ALPHA = 0.05
-LOWERED = dict(min_pairs=1, min_students=1, min_teachers=1)  # the mean test on its own
+TH = thresholds_for(MARGIN, ALPHA)
+LOWERED = replace(TH, min_pairs=1, min_students=1, min_teachers=1)  # the mean test on its own
+PRIMARY = replace(DEFAULT_ARMS, fixed=("redistill",))  # the primary arm alone
 
 
-def outcome_shares(sims: int, seed: int = 0, rule=None, verdict=None, **truth) -> dict:
+def outcome_shares(sims: int, seed: int = 0, rule=None, thresholds=TH, **truth) -> dict:
     rng = np.random.default_rng(seed)
-    fixed = truth.get("fixed_arms", ("redistill",))
+    arms = replace(DEFAULT_ARMS, fixed=truth.get("fixed_arms", ("redistill",)))
     outcomes = []
     for _ in range(sims):
         records = study_records(rng, **truth)
         if rule is not None:
             outcomes.append(rule(records))
         else:
-            kwargs = dict(margin=MARGIN, fixed=fixed, **(verdict or {}))
-            outcomes.append(decide(records, **kwargs).outcome)
+            outcomes.append(decide(records, thresholds, arms).outcome)
     return {o: outcomes.count(o) / sims for o in (OUTCOME_HOLDS, OUTCOME_FAILS, OUTCOME_OPEN)}
 
 
@@ -77,7 +82,7 @@ def test_power_with_twelve_pairs_of_four_teachers_and_three_students() -> None:
         deficit=0.0,
         run_sd=0.003,
         pair_sd=0.002,
-        verdict={"min_students": 3},
+        thresholds=replace(TH, min_students=3),
     )
     assert shares[OUTCOME_HOLDS] >= 0.8
 
@@ -87,8 +92,8 @@ def test_a_comparator_that_diverges_is_never_held_against_the_fixed_arm() -> Non
     assert shares[OUTCOME_FAILS] == 0.0
     decision = decide(
         study_records(np.random.default_rng(1), teachers=4, students=4, reference_diverges=(3,)),
-        margin=MARGIN,
-        fixed=("redistill",),
+        TH,
+        PRIMARY,
     )
     assert {x["pair"] for x in decision.excluded} == {"p3"}
     assert all(x["against"] == "kd" for x in decision.excluded)
@@ -102,7 +107,7 @@ def test_a_comparator_that_diverges_is_never_held_against_the_fixed_arm() -> Non
     "layout",
     [
         dict(teachers=4, students=4, pair_sd=MARGIN),
-        dict(teachers=4, students=2, pair_sd=0.0, student_sd=MARGIN, verdict=LOWERED),
+        dict(teachers=4, students=2, pair_sd=0.0, student_sd=MARGIN, thresholds=LOWERED),
         dict(teachers=4, students=4, pair_sd=MARGIN, spread="gamma"),
         dict(teachers=6, students=6, pair_sd=2 * MARGIN, spread="gamma"),
     ],
@@ -169,7 +174,7 @@ def test_a_rule_counting_pairs_of_one_student_as_independent_fails_the_size_chec
     sims = 400
     naive = outcome_shares(sims, rule=_pairs_as_independent_units, **truth)[OUTCOME_HOLDS]
     assert naive > ALPHA + slack(ALPHA, sims)
-    ours = outcome_shares(sims, verdict=LOWERED, **truth)[OUTCOME_HOLDS]
+    ours = outcome_shares(sims, thresholds=LOWERED, **truth)[OUTCOME_HOLDS]
     assert ours <= ALPHA + slack(ALPHA, sims)
 
 
@@ -219,7 +224,7 @@ def test_divergence_in_half_the_pairs_refutes_the_claim() -> None:
     sims = 100
     assert outcome_shares(sims, **truth)[OUTCOME_FAILS] >= 0.95
     assert outcome_shares(sims, rule=_chance_averaging_rule, **truth)[OUTCOME_FAILS] < 0.95
-    decision = decide(study_records(np.random.default_rng(0), **truth), margin=MARGIN)
+    decision = decide(study_records(np.random.default_rng(0), **truth), TH)
     summary = decision.arms["redistill"].summary
     assert "diverged in 4 of 8 pairs (all seeds) under none and confident_wrong" in summary
     assert decision.arms["redistill"].failing_pairs == ["p1", "p3", "p5", "p7"]
@@ -244,7 +249,7 @@ def test_a_single_diverged_seed_is_a_failure_of_its_pair() -> None:
     records = study_records(np.random.default_rng(3), teachers=4, students=4)
     victim = next(r for r in records if r["method"] == "redistill" and r["pair"] == "p2")
     victim["status"] = "diverged"
-    decision = decide(records, margin=MARGIN, fixed=("redistill",))
+    decision = decide(records, TH, PRIMARY)
     assert decision.outcome == OUTCOME_FAILS
     assert decision.arms["redistill"].failing_pairs == ["p2"]
     assert "some seeds" in decision.arms["redistill"].summary
@@ -260,7 +265,7 @@ def test_the_second_arm_is_decided_only_after_the_first() -> None:
     worse = {"pairs": [0, 1], "size": 0.10, "arms": ["redistill_student_first"]}
     small = dict(run_sd=0.003, pair_sd=0.002)
     records = study_records(rng, teachers=4, students=4, fixed_arms=both, failing=worse, **small)
-    tested = decide(records, margin=MARGIN, fixed=both)
+    tested = decide(records, TH, replace(DEFAULT_ARMS, fixed=both))
     assert tested.outcome == OUTCOME_HOLDS
     assert tested.arms["redistill_student_first"].outcome == OUTCOME_OPEN
     assert tested.arms["redistill_student_first"].own == OUTCOME_FAILS
@@ -271,13 +276,13 @@ def test_the_second_arm_is_decided_only_after_the_first() -> None:
     records = study_records(
         rng, teachers=4, students=4, fixed_arms=both, failing=failing, run_sd=0.003, pair_sd=0.002
     )
-    decision = decide(records, margin=MARGIN, fixed=both)
+    decision = decide(records, TH, replace(DEFAULT_ARMS, fixed=both))
     secondary = decision.arms["redistill_student_first"]
     assert decision.outcome == OUTCOME_HOLDS and secondary.outcome == OUTCOME_FAILS
     # Its divergence refutes it although it comes second (under a true claim it cannot happen).
     # Declared the other way round, the diverging arm goes first and the sound one cannot be
     # declared to hold after a primary that does not.
-    swapped = decide(records, margin=MARGIN, fixed=both[::-1])
+    swapped = decide(records, TH, replace(DEFAULT_ARMS, fixed=both[::-1]))
     assert swapped.outcome == OUTCOME_FAILS
     later = swapped.arms["redistill"]
     assert later.own == OUTCOME_HOLDS and later.outcome == OUTCOME_OPEN
@@ -293,7 +298,7 @@ def test_shown_bounds_agree_with_the_decision() -> None:
         records = study_records(
             rng, **FASHION_LAYOUT, regret=rng.uniform(0, 3 * MARGIN), pair_sd=2 * MARGIN
         )
-        decision = decide(records, margin=MARGIN)
+        decision = decide(records, TH)
         th = decision.thresholds
         for e in decision.estimates:
             if e.lower > th.margin:
@@ -311,13 +316,13 @@ def test_outcomes_per_declared_arm_and_missing_arms_are_skipped() -> None:
     rng = np.random.default_rng(11)
     both = ("redistill", "redistill_student_first")
     records = study_records(rng, teachers=4, students=4, fixed_arms=both)
-    decision = decide(records, margin=MARGIN)
+    decision = decide(records, TH)
     assert set(decision.outcomes) == set(both)
     assert decision.primary == "redistill" and decision.outcome == decision.outcomes["redistill"]
     assert all(a.level == ALPHA for a in decision.arms.values())  # fixed sequence: full α each
     only_one = [r for r in records if r["method"] != "redistill_student_first"]
-    assert set(decide(only_one, margin=MARGIN).outcomes) == {"redistill"}
-    absent = decide(only_one, margin=MARGIN, fixed=both[::-1])
+    assert set(decide(only_one, TH).outcomes) == {"redistill"}
+    absent = decide(only_one, TH, replace(DEFAULT_ARMS, fixed=both[::-1]))
     assert absent.primary == "redistill_student_first" and absent.outcome == OUTCOME_OPEN
     # An absent primary gates the arm after it.
     assert absent.arms["redistill"].own == OUTCOME_HOLDS
@@ -326,7 +331,7 @@ def test_outcomes_per_declared_arm_and_missing_arms_are_skipped() -> None:
 
 def test_too_few_students_or_teachers_cannot_hold_and_says_why() -> None:
     records = study_records(np.random.default_rng(12), teachers=8, students=2)
-    decision = decide(records, margin=MARGIN, fixed=("redistill",))
+    decision = decide(records, TH, PRIMARY)
     assert decision.outcome == OUTCOME_OPEN
     assert "≥ 4 students" in decision.arms["redistill"].summary
     assert decision.unit_kind == "16 pairs (8 teachers × 2 students)"
@@ -337,15 +342,15 @@ def test_a_declared_noise_setting_or_pair_without_runs_cannot_hold() -> None:
     records = study_records(rng, teachers=4, students=4)
     teachers = {r["pair"]: r["teacher"] for r in records}
     students = {r["pair"]: r["student"] for r in records}
-    design = dict(margin=MARGIN, fixed=("redistill",), teachers=teachers, students=students)
-    assert decide(records, noises=("none", "noisy"), **design).outcome == OUTCOME_HOLDS
+    design = Declared(noises=("none", "noisy"), teachers=teachers, students=students)
+    assert decide(records, TH, PRIMARY, design).outcome == OUTCOME_HOLDS
     clean_only = [r for r in records if r["noise"] == "none"]
-    missing = decide(clean_only, noises=("none", "noisy"), **design)
+    missing = decide(clean_only, TH, PRIMARY, design)
     assert missing.outcome == OUTCOME_OPEN and any(
         c["noise"] == "noisy" for c in missing.incomplete
     )
     teachers["p99"], students["p99"] = "t99", "s99"  # a declared pair that never ran
-    extra = decide(records, noises=("none", "noisy"), **design)
+    extra = decide(records, TH, PRIMARY, design)
     assert {c["pair"] for c in extra.incomplete} == {"p99"} and extra.outcome == OUTCOME_OPEN
 
 
@@ -353,7 +358,7 @@ def test_a_crash_is_missing_data_not_an_outcome() -> None:
     records = study_records(np.random.default_rng(13), teachers=4, students=4)
     crashed = next(r for r in records if r["method"] == "redistill" and r["pair"] == "p5")
     crashed.update(status="failed", **{"test/top1": 0.1})
-    decision = decide(records, margin=MARGIN, fixed=("redistill",))
+    decision = decide(records, TH, PRIMARY)
     assert decision.outcome == OUTCOME_OPEN  # not a failure of the pair, not a hold either
     [*cells] = decision.incomplete
     assert {c["pair"] for c in cells} == {"p5"}
@@ -365,7 +370,7 @@ def test_a_complete_run_without_a_finite_score_is_a_divergence() -> None:
     records = study_records(np.random.default_rng(13), teachers=4, students=4)
     broken = next(r for r in records if r["method"] == "redistill")
     broken["test/top1"] = float("nan")
-    decision = decide(records, margin=MARGIN, fixed=("redistill",))
+    decision = decide(records, TH, PRIMARY)
     assert decision.outcome == OUTCOME_FAILS
     assert decision.arms["redistill"].failing_pairs == [broken["pair"]]
 
@@ -375,7 +380,7 @@ def test_without_a_searched_arm_there_is_no_tuning_verdict() -> None:
     records = [
         r for r in study_records(rng, teachers=4, students=4) if r["method"] != "redistill_tuned"
     ]
-    decision = decide(records, margin=MARGIN)
+    decision = decide(records, TH)
     assert decision.outcome == OUTCOME_OPEN
     assert any("no tuning verdict" in n for n in decision.notes)
     assert "no searched arm" in decision.arms["redistill"].summary
@@ -387,9 +392,9 @@ def test_arms_are_taken_by_role_not_by_name() -> None:
     for r in records:
         if r["method"] == "redistill_tuned":
             r["phase"] = "seeds"
-    assert decide(records, margin=MARGIN, searched=None).searched is None
+    assert decide(records, TH, replace(DEFAULT_ARMS, searched=None)).searched is None
     # Declared as the searched arm, a method without a per-pair-tuned phase has nothing to offer.
-    declared = decide(records, margin=MARGIN)
+    declared = decide(records, TH)
     assert declared.outcome == OUTCOME_OPEN
     assert declared.incomplete and all(c["quantity"] == "regret" for c in declared.incomplete)
 
@@ -410,7 +415,7 @@ def test_a_table_reading_of_divergence_at_chance_is_kept_for_reading_only() -> N
                 }
             )
             recs.append({**common, "method": "kd", "test/top1": 0.9, "status": "complete"})
-    decision = decide(recs, margin=MARGIN, searched=None)
+    decision = decide(recs, TH, replace(DEFAULT_ARMS, searched=None))
     est = decision.arms["redistill"].per_noise[0].estimates["deficit"]
     a = next(p for p in est.per_pair if p.pair == "a")
     assert (a.seeds, a.diverged, a.mean) == (1, 1, 0.0)  # the diverged seed is not averaged in
@@ -423,7 +428,7 @@ def test_a_run_stopped_before_its_end_is_missing_too() -> None:
     for r in records:
         if r["method"] == "redistill" and r["pair"] == "p2":
             r.update(status="pruned", **{"test/top1": 0.1})
-    decision = decide(records, margin=MARGIN, fixed=("redistill",))
+    decision = decide(records, TH, PRIMARY)
     assert decision.arms["redistill"].failing_pairs == []
     assert {c["pair"] for c in decision.incomplete} == {"p2"}
 
@@ -436,7 +441,7 @@ def test_with_one_seed_no_pair_can_be_shown_to_fail_and_the_intervals_say_so() -
         seeds=1,
         failing={"pairs": [0], "size": 0.10},
     )
-    decision = decide(records, margin=MARGIN, fixed=("redistill",))
+    decision = decide(records, TH, PRIMARY)
     worst = max((p for e in decision.estimates for p in e.per_pair), key=lambda p: p.mean)
     assert worst.pair == "p0" and not worst.failed
     assert worst.lower == -math.inf and worst.upper == math.inf

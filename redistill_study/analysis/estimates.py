@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .evidence import QUANTITIES, Evidence
-from .rule import FAILS, OPEN, OUTCOMES, PAIR_SHARE, RuleResult, Thresholds
+from .rule import FAILS, OPEN, OUTCOMES, RuleResult, Thresholds, per_test
 from .statistics import clopper_pearson_upper, t_quantile
 
 
@@ -88,12 +88,12 @@ class _Quantiles:
 
     @classmethod
     def of(cls, result: RuleResult, th: Thresholds, a: int) -> _Quantiles:
-        pair_family = max(int(np.isfinite(result.pairs.p_above[0, a]).sum()), 1)
-        mean_family = max(int(np.isfinite(result.p_above_adj[0, a]).sum()), 1)
+        pair_family = int(np.isfinite(result.pairs.p_above[0, a]).sum())
+        mean_family = int(np.isfinite(result.p_above_adj[0, a]).sum())
         df = result.means.df[0, a]
         return cls(
-            pair=t_quantile(th.alpha * PAIR_SHARE / pair_family, result.pairs.df[0, a]),
-            lower=t_quantile(th.alpha * (1 - PAIR_SHARE) / mean_family, df),
+            pair=t_quantile(per_test(th.pair_alpha, pair_family), result.pairs.df[0, a]),
+            lower=t_quantile(per_test(th.mean_alpha, mean_family), df),
             upper=t_quantile(th.alpha, df),
             predict=t_quantile(0.025, df),
         )

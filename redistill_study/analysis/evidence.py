@@ -9,16 +9,23 @@ seed without a run, or whose run crashed, makes the cell incomplete (listed in `
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .records import DIVERGED, EVALUATION_PHASES, FAILED, accuracy, status_of
+from ..study.arms import Arms
+from ..study.phases import EVALUATION_PHASES, Phase, Status
+from .records import accuracy, status_of
+from .rule import Observed
 
 QUANTITIES = ("regret", "deficit")
-Run = tuple[str, float]  # (status, accuracy for reading)
+# Where each side of a comparison reads its runs: the fixed arm and the reference from their
+# seeds (or, tuned, their final) phase, the searched arm from its per-pair-tuned final phase.
+FIXED_PHASES = (Phase.SEEDS, Phase.FINAL)
+COMPARATOR_PHASES = ((Phase.FINAL,), (Phase.SEEDS, Phase.FINAL))  # per quantity
+Run = tuple[Status, float]  # (status, accuracy for reading)
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,18 @@ class Evidence:
     excluded: list[dict[str, Any]] = field(default_factory=list)
     failed_runs: int = 0
 
+    def observed(self) -> Observed:
+        """The rule's input (a batch of one)."""
+        teacher_of, student_of = self.layout.indices()
+        return Observed(
+            self.diffs,
+            self.fixed_diverged,
+            teacher_of,
+            student_of,
+            diverged_anywhere=self.diverged_anywhere,
+            incomplete=self.incomplete_arm,
+        )
+
 
 class RunIndex:
     """Evaluation records by (noise, pair, method, phase) → {seed: (status, accuracy)}."""
@@ -74,17 +93,17 @@ class RunIndex:
             if seed in self.runs[key]:
                 raise ValueError(f"two evaluation records for {key} seed {seed}")
             status = status_of(r)
-            self.runs[key][seed] = (status, accuracy(r)[0] if status != FAILED else np.nan)
-            self.failed += status == FAILED
+            self.runs[key][seed] = (status, accuracy(r)[0] if status != Status.FAILED else np.nan)
+            self.failed += status == Status.FAILED
             self.teacher.setdefault(r["pair"], str(r.get("teacher") or r["pair"]))
             self.student.setdefault(r["pair"], str(r.get("student") or r["pair"]))
             if r["noise"] not in self.noises:
                 self.noises.append(r["noise"])
-            if r["phase"] != "transfer":
+            if r["phase"] != Phase.TRANSFER:
                 self.seeds.add(seed)
             self.methods.add(r["method"])
 
-    def arm(self, noise: str, pair: str, method: str, phases: Sequence[str]) -> dict[int, Run]:
+    def arm(self, noise: str, pair: str, method: str, phases: Sequence[Phase]) -> dict[int, Run]:
         for phase in phases:
             found = self.runs.get((noise, pair, method, phase))
             if found:
@@ -95,7 +114,7 @@ class RunIndex:
 def _missing(runs: Mapping[str, dict[int, Run]], seeds: Sequence[int]) -> dict[str, list[int]]:
     """Per arm, the declared seeds without a run or whose run crashed."""
     missing = {
-        name: [s for s in seeds if s not in arm_runs or arm_runs[s][0] == FAILED]
+        name: [s for s in seeds if s not in arm_runs or arm_runs[s][0] == Status.FAILED]
         for name, arm_runs in runs.items()
     }
     return {name: m for name, m in missing.items() if m}
@@ -118,79 +137,114 @@ def _compare(
         if seed not in fixed or seed not in other:
             continue
         (fs, fa), (os_, oa) = fixed[seed], other[seed]
-        if FAILED in (fs, os_):
+        if Status.FAILED in (fs, os_):
             continue
-        diverged |= fs == DIVERGED
-        if os_ == DIVERGED:
+        diverged |= fs == Status.DIVERGED
+        if os_ == Status.DIVERGED:
             left_out.append(seed)
             continue
         at_chance[s] = oa - fa
-        if fs == DIVERGED:
+        if fs == Status.DIVERGED:
             fixed_diverged[s] = True
         else:
             diffs[s] = oa - fa
     return left_out, diverged
 
 
-def gather(
-    index: RunIndex,
-    *,
-    fixed: Sequence[str],
-    searched: str | None,
-    reference: str | None,
-    seeds: Sequence[int],
-    noises: Sequence[str],
-    layout: Layout,
-) -> Evidence:
-    arms, seeds = tuple(fixed), tuple(seeds)
-    shape = (1, len(arms), len(noises), len(QUANTITIES), len(layout.pairs), len(seeds))
-    diffs = np.full(shape, np.nan)
-    fixed_diverged = np.zeros(shape, dtype=bool)
-    at_chance = np.full(shape, np.nan)
-    diverged_anywhere = np.zeros((1, len(arms)), dtype=bool)
-    incomplete_arm = np.zeros((1, len(arms)), dtype=bool)
-    incomplete: list[dict[str, Any]] = []
-    excluded: list[dict[str, Any]] = []
-    comparators = ((searched, ("final",)), (reference, ("seeds", "final")))
-    for a, arm in enumerate(arms):
+class _Cell(NamedTuple):
+    at: tuple[int, int, int, int, int]  # (0, arm, noise, quantity, pair)
+    labels: dict[str, Any]
+    other: str  # the comparator
+    runs: tuple[dict[int, Run], dict[int, Run]]  # (fixed, comparator)
+
+
+def _cells(index: RunIndex, arms: Arms, layout: Layout, noises: Sequence[str]) -> Iterator[_Cell]:
+    """Every compared cell: its place (0, arm, noise, quantity, pair), its labels, the
+    comparator and the (fixed, comparator) runs. A declared arm without runs has none: no
+    evidence, and it cannot hold."""
+    comparators = tuple(zip((arms.searched, arms.reference), COMPARATOR_PHASES))
+    for a, arm in enumerate(arms.fixed):
         if arm not in index.methods:
-            continue  # declared, no runs yet: no evidence, and it cannot hold
+            continue
         for n, noise in enumerate(noises):
             for q, (other, phases) in enumerate(comparators):
                 if other is None:
                     continue
                 for p, pair in enumerate(layout.pairs):
-                    f = index.arm(noise, pair, arm, ("seeds", "final"))
-                    o = index.arm(noise, pair, other, phases)
                     cell = {"arm": arm, "quantity": QUANTITIES[q], "noise": noise, "pair": pair}
-                    missing = _missing({arm: f, other: o}, seeds)
-                    if missing:
-                        incomplete_arm[0, a] = True
-                        incomplete.append({**cell, "missing": missing})
-                    at = (0, a, n, q, p)
-                    left_out, diverged = _compare(
-                        f, o, seeds, diffs[at], fixed_diverged[at], at_chance[at]
+                    runs = (
+                        index.arm(noise, pair, arm, FIXED_PHASES),
+                        index.arm(noise, pair, other, phases),
                     )
-                    diverged_anywhere[0, a] |= diverged
-                    if left_out:
-                        excluded.append({**cell, "against": other, "seeds": left_out})
-    with np.errstate(invalid="ignore"):
-        counted = (~np.isnan(at_chance)).sum(-1)
-        read = np.where(counted > 0, np.nansum(at_chance, -1) / np.maximum(counted, 1), np.nan)
-    present = tuple(arm in index.methods for arm in arms)
+                    yield _Cell((0, a, n, q, p), cell, other, runs)
+
+
+@dataclass
+class _Arrays:
+    """What ``gather`` fills in, cell by cell."""
+
+    diffs: np.ndarray
+    fixed_diverged: np.ndarray
+    at_chance: np.ndarray
+    diverged_anywhere: np.ndarray
+    incomplete_arm: np.ndarray
+    incomplete: list[dict[str, Any]] = field(default_factory=list)
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, shape: tuple[int, ...]) -> _Arrays:
+        return cls(
+            diffs=np.full(shape, np.nan),
+            fixed_diverged=np.zeros(shape, dtype=bool),
+            at_chance=np.full(shape, np.nan),
+            diverged_anywhere=np.zeros(shape[:2], dtype=bool),
+            incomplete_arm=np.zeros(shape[:2], dtype=bool),
+        )
+
+    def add(self, cell: _Cell, seeds: Sequence[int]) -> None:
+        at, labels, other, (fixed, compared) = cell
+        missing = _missing({labels["arm"]: fixed, other: compared}, seeds)
+        if missing:
+            self.incomplete_arm[at[:2]] = True
+            self.incomplete.append({**labels, "missing": missing})
+        left_out, diverged = _compare(
+            fixed, compared, seeds, self.diffs[at], self.fixed_diverged[at], self.at_chance[at]
+        )
+        self.diverged_anywhere[at[:2]] |= diverged
+        if left_out:
+            self.excluded.append({**labels, "against": other, "seeds": left_out})
+
+    def read_at_chance(self) -> np.ndarray:
+        """Pair means with divergences read at chance (NaN: no seed compared)."""
+        with np.errstate(invalid="ignore"):
+            counted = (~np.isnan(self.at_chance)).sum(-1)
+            total = np.nansum(self.at_chance, -1)
+            return np.where(counted > 0, total / np.maximum(counted, 1), np.nan)
+
+
+def gather(
+    index: RunIndex, arms: Arms, layout: Layout, noises: Sequence[str], seeds: Sequence[int]
+) -> Evidence:
+    """The evidence of the arms present in ``index`` (``arms.searched`` or ``arms.reference``
+    None: that quantity is not compared) over the layout's pairs, noise settings and seeds."""
+    fixed, seeds = tuple(arms.fixed), tuple(seeds)
+    shape = (1, len(fixed), len(noises), len(QUANTITIES), len(layout.pairs), len(seeds))
+    arrays = _Arrays.empty(shape)
+    for cell in _cells(index, arms, layout, noises):
+        arrays.add(cell, seeds)
     return Evidence(
-        arms=arms,
+        arms=fixed,
         noises=tuple(noises),
-        against=(searched, reference),
+        against=(arms.searched, arms.reference),
         layout=layout,
         seeds=seeds,
-        diffs=diffs,
-        fixed_diverged=fixed_diverged,
-        read_at_chance=read,
-        diverged_anywhere=diverged_anywhere,
-        incomplete_arm=incomplete_arm,
-        present=present,
-        incomplete=incomplete,
-        excluded=excluded,
+        diffs=arrays.diffs,
+        fixed_diverged=arrays.fixed_diverged,
+        read_at_chance=arrays.read_at_chance(),
+        diverged_anywhere=arrays.diverged_anywhere,
+        incomplete_arm=arrays.incomplete_arm,
+        present=tuple(arm in index.methods for arm in fixed),
+        incomplete=arrays.incomplete,
+        excluded=arrays.excluded,
         failed_runs=index.failed,
     )

@@ -6,15 +6,26 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from . import rule
 from .evidence import Layout
-from .rule import PAIR_SHARE
+from .rule import MEAN_SHARE, PAIR_SHARE, per_test
 from .statistics import units_needed
 
 if TYPE_CHECKING:
+    from ..study.arms import Arms
     from .estimates import ArmDecision, Estimate, PairValue
     from .verdict import Decision
 
-HOLDS, FAILS, OPEN = "holds", "does not hold", "inconclusive"
+HOLDS, FAILS, OPEN = (rule.OUTCOMES[c] for c in (rule.HOLDS, rule.FAILS, rule.OPEN))
+ARM_READINGS = {
+    "redistill": "λ = 2/3, teacher first: D_{2/3}(p‖q)",
+    "redistill_student_first": "λ = 2/3, student first: D_{2/3}(q‖p) = D_{−5/3}(p‖q)",
+}
+
+
+def arm_reading(arm: str) -> str:
+    """What a fixed arm's loss is, for a figure's title (its name where there is no reading)."""
+    return ARM_READINGS.get(arm, arm)
 
 
 def pts(x: float) -> str:
@@ -40,7 +51,7 @@ def criterion(decision: Decision) -> str:
         f"It does not hold if it diverges in a pair where the comparator trained, if "
         f"a pair's mean regret or deficit exceeds δ_f = {100 * th.failure_margin:.2f} points "
         f"(pooled within-pair t tests, Holm within α·{PAIR_SHARE:g}), or if a mean over pairs "
-        f"exceeds δ = {100 * th.margin:.2f} points (Holm within α·{1 - PAIR_SHARE:g}); the mean's "
+        f"exceeds δ = {100 * th.margin:.2f} points (Holm within α·{MEAN_SHARE:g}); the mean's "
         f"uncertainty treats teachers and students as crossed random effects. It holds only if "
         f"none of that happens, it never diverged, no cell is incomplete, every one-sided "
         f"{100 * (1 - th.alpha):g} % upper bound of a mean is below δ, and the study has at "
@@ -167,7 +178,7 @@ def _open(decision: Decision, a: ArmDecision) -> tuple[str, str, int | None]:
         above = [e for e in estimates if e.mean > th.margin and e.pairs >= 2]
         if above:
             e = max(above, key=lambda e: e.mean - th.margin)
-            level = th.alpha * (1 - PAIR_SHARE) / max(len(estimates), 1)
+            level = per_test(th.mean_alpha, len(estimates))
             needed = units_needed(e.mean - th.margin, e.se * math.sqrt(e.pairs), level)
             if needed is not None:
                 toward_fail += f", or about {needed} pairs at the observed mean {e.quantity}"
@@ -179,56 +190,68 @@ def _open(decision: Decision, a: ArmDecision) -> tuple[str, str, int | None]:
     return why, change, needed
 
 
-def explain(
-    decision: Decision, searched: str | None, reference: str | None, failed_runs: int
-) -> None:
-    """Fill in the decision's words: each arm's summary, the text and the notes."""
-    seeds = len(decision.seeds)
-    for a in decision.arms.values():
-        if a.outcome == FAILS:
-            evidence = [
-                _diverged(decision, a, seeds),
-                _pair_failures(decision, a),
-                _mean_failure(decision, a),
-            ]
-            a.summary = "; ".join(x for x in evidence if x)
-            a.would_change = (
-                "not more runs under this recipe (its failing pairs are observed); where it "
-                "diverged, the same arms under a stabilised recipe (declare one in `recipes:`) "
-                "tell the loss from the recipe"
-            )
-        elif a.outcome == HOLDS:
-            a.summary = _holds(decision, a)
-            a.would_change = "a pair above δ_f, a divergence, or an upper bound reaching δ"
-        else:
-            a.summary, a.would_change, a.units_needed = _open(decision, a)
+def _arm_words(decision: Decision, a: ArmDecision) -> None:
+    """One arm's summary, what would change it and (when open) the units that would decide it."""
+    if a.outcome == FAILS:
+        evidence = [
+            _diverged(decision, a, len(decision.seeds)),
+            _pair_failures(decision, a),
+            _mean_failure(decision, a),
+        ]
+        a.summary = "; ".join(x for x in evidence if x)
+        a.would_change = (
+            "not more runs under this recipe (its failing pairs are observed); where it "
+            "diverged, the same arms under a stabilised recipe (declare one in `recipes:`) "
+            "tell the loss from the recipe"
+        )
+    elif a.outcome == HOLDS:
+        a.summary = _holds(decision, a)
+        a.would_change = "a pair above δ_f, a divergence, or an upper bound reaching δ"
+    else:
+        a.summary, a.would_change, a.units_needed = _open(decision, a)
+
+
+def _text(decision: Decision) -> str:
+    """The verdict in one line: the primary arm's outcome and evidence, then the others'."""
     primary = decision.primary
     if primary is None or primary not in decision.arms:
-        decision.text = f"No verdict yet: {primary or 'no fixed arm'} has no evaluation runs."
-    else:
-        first = decision.arms[primary]
-        parts = [f"{first.outcome.upper()} for {primary}: {first.summary}"]
-        parts += [
-            f"{arm}: {d.outcome} ({d.summary})"
-            for arm, d in decision.arms.items()
-            if arm != primary
-        ]
-        decision.text = "; ".join(parts)
-        if decision.incomplete:
-            decision.text += f" [{len(decision.incomplete)} incomplete cell(s)]"
-    if searched is not None and decision.searched is None:
-        decision.notes.append(f"no tuning verdict: {searched!r} has no evaluation runs")
-    elif searched is None:
-        decision.notes.append("no tuning verdict: the study has no searched arm")
-    if reference is not None and decision.reference is None:
-        decision.notes.append(f"no deficit: the reference arm {reference!r} has no evaluation runs")
+        return f"No verdict yet: {primary or 'no fixed arm'} has no evaluation runs."
+    first = decision.arms[primary]
+    parts = [f"{first.outcome.upper()} for {primary}: {first.summary}"]
+    parts += [
+        f"{arm}: {d.outcome} ({d.summary})" for arm, d in decision.arms.items() if arm != primary
+    ]
+    text = "; ".join(parts)
+    if decision.incomplete:
+        text += f" [{len(decision.incomplete)} incomplete cell(s)]"
+    return text
+
+
+def _notes(decision: Decision, declared: Arms, failed_runs: int) -> list[str]:
+    """What the reader should know beside the verdict: arms declared without runs, crashes and
+    seeds left out."""
+    notes = []
+    if declared.searched is not None and decision.searched is None:
+        notes.append(f"no tuning verdict: {declared.searched!r} has no evaluation runs")
+    elif declared.searched is None:
+        notes.append("no tuning verdict: the study has no searched arm")
+    if declared.reference is not None and decision.reference is None:
+        notes.append(f"no deficit: the reference arm {declared.reference!r} has no evaluation runs")
     if failed_runs:
-        decision.notes.append(
+        notes.append(
             f"{failed_runs} evaluation run(s) crashed: missing data, their cells incomplete"
         )
     if decision.excluded:
         seeds_out = sum(len(x["seeds"]) for x in decision.excluded)
-        decision.notes.append(
-            f"{seeds_out} seed(s) left out of comparisons because the comparator diverged"
-        )
+        notes.append(f"{seeds_out} seed(s) left out of comparisons because the comparator diverged")
+    return notes
+
+
+def explain(decision: Decision, declared: Arms, failed_runs: int) -> None:
+    """Fill in the decision's words: each arm's summary, the text, the notes and the criterion.
+    ``declared``: the arms as the study declared them (the decision holds those with runs)."""
+    for a in decision.arms.values():
+        _arm_words(decision, a)
+    decision.text = _text(decision)
+    decision.notes += _notes(decision, declared, failed_runs)
     decision.criterion = criterion(decision)

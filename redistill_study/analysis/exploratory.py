@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .records import FAILED, accuracy, status_of
+from ..study.phases import EVALUATION_PHASES, Status
+from .records import accuracy, status_of
 from .statistics import holm_adjusted, t_interval
 from .tables import method_label
 
@@ -45,7 +46,7 @@ def _runs(records: Iterable[Mapping[str, Any]]):
     runs: dict[tuple[str, str, str], dict[int, float]] = defaultdict(dict)
     unit: dict[str, str] = {}
     for r in records:
-        if r["phase"] not in ("seeds", "final", "transfer") or status_of(r) == FAILED:
+        if r["phase"] not in EVALUATION_PHASES or status_of(r) == Status.FAILED:
             continue  # a crash is missing data
         runs[(r["noise"], r["pair"], method_label(r))][int(r["seed"])] = accuracy(r)[0]
         unit.setdefault(r["pair"], str(r.get("teacher") or r["pair"]))
@@ -117,9 +118,9 @@ def noise_slopes(records: Sequence[Mapping[str, Any]]) -> list[Comparison]:
     acc: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (label, noise, pair)
     unit: dict[str, str] = {}
     for r in records:
-        if r["phase"] not in ("seeds", "final", "transfer") or "noise.kind" not in r:
+        if r["phase"] not in EVALUATION_PHASES or "noise.kind" not in r:
             continue
-        if status_of(r) == FAILED:
+        if status_of(r) == Status.FAILED:
             continue
         level_of[r["noise"]] = (str(r["noise.kind"]), float(r["noise.level"]))
         acc[(method_label(r), r["noise"], r["pair"])].append(accuracy(r)[0])

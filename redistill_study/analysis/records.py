@@ -15,23 +15,25 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-COMPLETE, DIVERGED, FAILED = "complete", "diverged", "failed"
-EVALUATION_PHASES = ("seeds", "final", "transfer")
+from ..study.phases import Status
 
 
-def status_of(record: Mapping[str, Any]) -> str:
+def status_of(record: Mapping[str, Any]) -> Status:
     """The record's status as the analysis reads it (a non-finite score is a divergence)."""
-    status = str(record.get("status", COMPLETE))
-    if status == COMPLETE:
+    status = str(record.get("status", Status.COMPLETE))
+    if status == Status.COMPLETE:
         value = record.get("test/top1")
         if value is None or not math.isfinite(float(value)):
-            return DIVERGED
-    if status not in (COMPLETE, DIVERGED):
-        return FAILED  # pruned, stopped or unknown: no outcome, so missing data
-    return status
+            return Status.DIVERGED
+        return Status.COMPLETE
+    if status == Status.DIVERGED:
+        return Status.DIVERGED
+    return Status.FAILED  # pruned, stopped or unknown: no outcome, so missing data
 
 
 def chance_of(record: Mapping[str, Any]) -> float:
+    """The chance score a diverged run is read at: the record's ``chance``, else 1 / classes
+    (computed here and nowhere else in the analysis)."""
     if record.get("chance") is not None:
         return float(record["chance"])
     if record.get("classes"):
@@ -45,6 +47,6 @@ def chance_of(record: Mapping[str, Any]) -> float:
 def accuracy(record: Mapping[str, Any]) -> tuple[float, bool]:
     """(test top-1 for reading, shown at chance?): a diverged run reads at chance. A failed run
     has no accuracy; callers leave it out (it is missing)."""
-    if status_of(record) == COMPLETE:
+    if status_of(record) == Status.COMPLETE:
         return float(record["test/top1"]), False
     return chance_of(record), True

@@ -27,7 +27,10 @@ from .statistics import CrossedMean, PairTests, crossed_mean, holm_adjusted, pai
 
 OPEN, HOLDS, FAILS = 0, 1, 2
 OUTCOMES = {OPEN: "inconclusive", HOLDS: "holds", FAILS: "does not hold"}
-PAIR_SHARE = 0.5  # of α, for the per-pair tests; the mean tests take the rest
+# α is split between the two families, here and nowhere else: the per-pair tests take α·PAIR_SHARE
+# and the mean tests the rest, each shared within its family by Holm (or Bonferroni, for bounds).
+PAIR_SHARE = 0.5
+MEAN_SHARE = 1 - PAIR_SHARE
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,38 @@ class Thresholds:
     min_pairs: int = 10
     min_students: int = 4
     min_teachers: int = 4
+
+    @property
+    def pair_alpha(self) -> float:
+        """The per-pair tests' share of α."""
+        return self.alpha * PAIR_SHARE
+
+    @property
+    def mean_alpha(self) -> float:
+        """The mean tests' share of α."""
+        return self.alpha * MEAN_SHARE
+
+
+def per_test(level: float, family: int) -> float:
+    """One test's level when ``level`` is shared by ``family`` tests (Bonferroni; at least one)."""
+    return level / max(family, 1)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The rule's input, axes (batch, arms, noise settings, quantities, pairs, seeds):
+    ``diffs`` comparator − fixed per seed where both trained (NaN: not compared),
+    ``fixed_diverged`` the seeds where the fixed arm diverged while the comparator trained, and
+    the pairs' teachers and students (integer labels per pair). ``diverged_anywhere`` (B, A): the
+    arm diverged somewhere, even where the comparator did too (it then cannot hold);
+    ``incomplete`` (B, A): a declared cell misses runs (it cannot hold either)."""
+
+    diffs: np.ndarray
+    fixed_diverged: np.ndarray
+    teacher_of: np.ndarray
+    student_of: np.ndarray
+    diverged_anywhere: np.ndarray | None = None
+    incomplete: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -70,75 +105,103 @@ def holm_on_alpha_scale(p: np.ndarray, axes: int, share: float) -> np.ndarray:
     return np.minimum(1.0, holm_adjusted(flat) / share).reshape(shape)
 
 
-def apply_rule(
-    diffs: np.ndarray,
-    fixed_diverged: np.ndarray,
-    teacher_of: np.ndarray,
-    student_of: np.ndarray,
-    thresholds: Thresholds,
-    *,
-    diverged_anywhere: np.ndarray | None = None,
-    incomplete: np.ndarray | None = None,
-) -> RuleResult:
-    """The rule. ``diverged_anywhere`` (B, A): the arm diverged somewhere, even where the
-    comparator did too (it then cannot hold); ``incomplete`` (B, A): a declared cell misses
-    runs (it cannot hold either). Quantities without any compared seed are NaN and keep the
-    arm from holding."""
-    th = thresholds
-    diffs = np.asarray(diffs, dtype=float)
-    fixed_diverged = np.asarray(fixed_diverged, dtype=bool)
-    batch, arms = diffs.shape[:2]
-    pairs = pair_tests(diffs, th.failure_margin)
-    pair_p_adj = holm_on_alpha_scale(pairs.p_above, 3, PAIR_SHARE)
-    pair_rejected = np.where(np.isnan(pair_p_adj), False, pair_p_adj <= th.alpha)
-    pair_diverged: np.ndarray = np.asarray(fixed_diverged.any(-1))
-    pair_failed = pair_rejected | pair_diverged
+def _rejected(p_adjusted: np.ndarray, alpha: float) -> np.ndarray:
+    return np.where(np.isnan(p_adjusted), False, p_adjusted <= alpha)
 
-    means = crossed_mean(pairs.mean, teacher_of, student_of)
-    p_below, p_above = t_tests(means.mean, means.se, means.df, th.margin)
-    p_above = np.where(means.n >= 2, p_above, np.nan)
-    p_above_adj = holm_on_alpha_scale(p_above, 2, 1 - PAIR_SHARE)
-    mean_rejected = np.where(np.isnan(p_above_adj), False, p_above_adj <= th.alpha)
 
-    fails = np.asarray(pair_failed.any(axis=(-1, -2, -3)) | mean_rejected.any(axis=(-1, -2)))
-    bounded = np.where(np.isnan(means.mean), False, p_below < th.alpha).all((-1, -2))
+@dataclass(frozen=True)
+class _PairLevel:
+    tests: PairTests
+    p_adj: np.ndarray
+    diverged: np.ndarray
+    failed: np.ndarray
+
+    @classmethod
+    def of(cls, diffs: np.ndarray, fixed_diverged: np.ndarray, th: Thresholds) -> _PairLevel:
+        tests = pair_tests(diffs, th.failure_margin)
+        p_adj = holm_on_alpha_scale(tests.p_above, 3, PAIR_SHARE)
+        diverged: np.ndarray = np.asarray(fixed_diverged.any(-1))
+        return cls(tests, p_adj, diverged, _rejected(p_adj, th.alpha) | diverged)
+
+
+@dataclass(frozen=True)
+class _MeanLevel:
+    means: CrossedMean
+    p_below: np.ndarray
+    p_above_adj: np.ndarray
+    rejected: np.ndarray
+
+    @classmethod
+    def of(cls, pairs: PairTests, observed: Observed, th: Thresholds) -> _MeanLevel:
+        means = crossed_mean(pairs.mean, observed.teacher_of, observed.student_of)
+        p_below, p_above = t_tests(means.mean, means.se, means.df, th.margin)
+        p_above = np.where(means.n >= 2, p_above, np.nan)
+        p_above_adj = holm_on_alpha_scale(p_above, 2, MEAN_SHARE)
+        return cls(means, p_below, p_above_adj, _rejected(p_above_adj, th.alpha))
+
+
+def _counts(means: CrossedMean, th: Thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """The fewest pairs, students and teachers over (N, Q), and whether they are enough."""
     counts = np.stack([means.n, means.students, means.teachers], -1).min((-2, -3))
     enough = (
         (counts[..., 0] >= th.min_pairs)
         & (counts[..., 1] >= th.min_students)
         & (counts[..., 2] >= th.min_teachers)
     )
-    clean = ~pair_diverged.any(axis=(-1, -2, -3))
-    if diverged_anywhere is not None:
-        clean &= ~np.asarray(diverged_anywhere, dtype=bool)
-    if incomplete is not None:
-        clean &= ~np.asarray(incomplete, dtype=bool)
-    holds = ~fails & bounded & enough & clean & (diffs.shape[2] > 0)
-    own = np.where(fails, FAILS, np.where(holds, HOLDS, OPEN))
-    # Fixed sequence: a test spends α only after the arms before it were decided the same way.
-    # A divergence is observed, not inferred (under a true claim it cannot happen), so it
-    # refutes an arm whatever came before.
-    diverged: np.ndarray = np.asarray(pair_diverged.any(axis=(-1, -2, -3)))
+    return counts, enough
+
+
+def _clean(pair: _PairLevel, observed: Observed) -> np.ndarray:
+    """Never diverged (where compared, or anywhere) and no cell incomplete."""
+    clean = ~pair.diverged.any(axis=(-1, -2, -3))
+    if observed.diverged_anywhere is not None:
+        clean &= ~np.asarray(observed.diverged_anywhere, dtype=bool)
+    if observed.incomplete is not None:
+        clean &= ~np.asarray(observed.incomplete, dtype=bool)
+    return np.asarray(clean)
+
+
+def _fixed_sequence(own: np.ndarray, diverged: np.ndarray) -> np.ndarray:
+    """Fixed sequence: a test spends α only after the arms before it were decided the same way.
+    A divergence is observed, not inferred (under a true claim it cannot happen), so it refutes
+    an arm whatever came before."""
     outcome = own.copy()
-    for a in range(1, arms):
+    for a in range(1, own.shape[1]):
         gate_fails = (outcome[:, :a] == FAILS).all(-1)
         gate_holds = (outcome[:, :a] == HOLDS).all(-1)
         outcome[:, a] = np.where(
             (own[:, a] == FAILS) & ~gate_fails & ~diverged[:, a], OPEN, outcome[:, a]
         )
         outcome[:, a] = np.where((own[:, a] == HOLDS) & ~gate_holds, OPEN, outcome[:, a])
+    return outcome
+
+
+def apply_rule(observed: Observed, thresholds: Thresholds) -> RuleResult:
+    """The rule. Quantities without any compared seed are NaN and keep the arm from holding."""
+    th = thresholds
+    diffs = np.asarray(observed.diffs, dtype=float)
+    fixed_diverged = np.asarray(observed.fixed_diverged, dtype=bool)
+    batch, arms = diffs.shape[:2]
+    pair = _PairLevel.of(diffs, fixed_diverged, th)
+    mean = _MeanLevel.of(pair.tests, observed, th)
+    fails = np.asarray(pair.failed.any(axis=(-1, -2, -3)) | mean.rejected.any(axis=(-1, -2)))
+    bounded = np.where(np.isnan(mean.means.mean), False, mean.p_below < th.alpha).all((-1, -2))
+    counts, enough = _counts(mean.means, th)
+    holds = ~fails & bounded & enough & _clean(pair, observed) & (diffs.shape[2] > 0)
+    own = np.where(fails, FAILS, np.where(holds, HOLDS, OPEN))
+    outcome = _fixed_sequence(own, np.asarray(pair.diverged.any(axis=(-1, -2, -3))))
     assert outcome.shape == (batch, arms)
     return RuleResult(
         outcome=outcome,
         own=own,
-        means=means,
-        p_below=p_below,
-        p_above_adj=p_above_adj,
-        pairs=pairs,
-        pair_p_adj=pair_p_adj,
-        pair_diverged=pair_diverged,
-        pair_failed=pair_failed,
-        mean_rejected=mean_rejected,
+        means=mean.means,
+        p_below=mean.p_below,
+        p_above_adj=mean.p_above_adj,
+        pairs=pair.tests,
+        pair_p_adj=pair.p_adj,
+        pair_diverged=pair.diverged,
+        pair_failed=pair.failed,
+        mean_rejected=mean.rejected,
         enough=enough,
         counts=counts,
     )

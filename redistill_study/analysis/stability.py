@@ -27,7 +27,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .records import COMPLETE, DIVERGED, FAILED, status_of
+from ..study.arms import DEFAULT_REFERENCE
+from ..study.phases import Status
+from .records import status_of
 from .tables import method_label
 
 HEADERS = (
@@ -49,14 +51,14 @@ def stability_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]
     not recorded), and the median largest gradient norm of the runs that completed."""
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
-        if r.get("shared_from") or status_of(r) == FAILED:
+        if r.get("shared_from") or status_of(r) == Status.FAILED:
             continue
         student = str(r.get("student") or r.get("pair"))
         groups[(method_label(r), student, str(r.get("recipe") or ""))].append(r)
     rows = []
     for (method, student, recipe), rs in sorted(groups.items()):
-        blown = [r for r in rs if status_of(r) == DIVERGED]
-        ended = [r for r in rs if status_of(r) == COMPLETE]
+        blown = [r for r in rs if status_of(r) == Status.DIVERGED]
+        ended = [r for r in rs if status_of(r) == Status.COMPLETE]
         rows.append(
             {
                 "method": method,
@@ -79,7 +81,7 @@ def _number(value: float | None, digits: int = 0) -> str:
 
 
 def shown_rows(
-    rows: Sequence[Mapping[str, Any]], reference: str | None = "kd"
+    rows: Sequence[Mapping[str, Any]], reference: str | None = DEFAULT_REFERENCE
 ) -> list[Mapping[str, Any]]:
     """The rows worth reading: for every student with a run that diverged, each method that
     diverged with it under any recipe, and the reference, under every recipe — so a recipe
@@ -120,7 +122,9 @@ def table_cells(
     return headers, cells
 
 
-def stability_text(rows: Sequence[Mapping[str, Any]], reference: str | None = "kd") -> list[str]:
+def stability_text(
+    rows: Sequence[Mapping[str, Any]], reference: str | None = DEFAULT_REFERENCE
+) -> list[str]:
     """The table's lines for the terminal: where a run diverged (one line says so when none
     did), with the reference beside it."""
     shown = shown_rows(rows, reference)
@@ -134,7 +138,9 @@ def stability_text(rows: Sequence[Mapping[str, Any]], reference: str | None = "k
     return lines
 
 
-def stability_markdown(rows: Sequence[Mapping[str, Any]], reference: str | None = "kd") -> str:
+def stability_markdown(
+    rows: Sequence[Mapping[str, Any]], reference: str | None = DEFAULT_REFERENCE
+) -> str:
     """The same rows as a markdown table ("" when no run diverged)."""
     shown = shown_rows(rows, reference)
     if not shown:

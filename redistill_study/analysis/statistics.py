@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +45,7 @@ def holm_adjusted(pvalues: np.ndarray) -> np.ndarray:
     return out.reshape(p.shape)
 
 
-def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+def t_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float, float]:
     """Mean, two-sided ``level`` t interval and the two-sided p-value of "mean = 0" (scipy);
     NaN where fewer than two values."""
     x = np.asarray([v for v in values if not math.isnan(v)], dtype=float)

@@ -1,5 +1,7 @@
 """The study report: from plain results to the verdict, the tables, the exploratory families,
-the terminal text, ``summary.csv`` and the dashboard. Takes records, never the runner.
+the stability table and the λ searches, one report per recipe. Takes records, never the runner.
+The words are :mod:`~redistill_study.analysis.summary_text`'s (the terminal text and the README
+block) and the dashboard is :mod:`~redistill_study.analysis.report`'s.
 
 ``results`` is anything with ``evaluations``, ``searches``, ``pending`` and ``study`` (the
 study's summary: name, data set, seeds, margin, α, arms, noise order, recipes…), as
@@ -13,15 +15,26 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .explain import pts as _pts
+from ..study.arms import Arms
 from .exploratory import Comparison, against_fixed, noise_slopes, transfer_regrets
-from .rule import PAIR_SHARE, Thresholds
-from .stability import stability_markdown, stability_rows, stability_text
+from .rule import OUTCOMES, Thresholds
+from .stability import stability_rows
+from .summary_text import markdown_summary, report_text
 from .tables import format_table, summary_rows
-from .verdict import ARM_READINGS, Decision, decide
+from .verdict import Decision, Declared, decide, thresholds_for
+
+__all__ = [
+    "StudyReport",
+    "build_report",
+    "markdown_summary",
+    "question_of",
+    "report_text",
+    "verdict_metrics",
+]
 
 
 @dataclass
@@ -84,32 +97,6 @@ class StudyReport:
             markdown=markdown,
         )
 
-    def verdict_lines(self) -> list[str]:
-        d = self.decision
-        under = f" ({self.recipe_text}, primary)" if self.recipe and self.others else ""
-        lines = [f"verdict{under}: {d.text}"]
-        if d.arms:
-            lines.append(
-                "outcomes: " + " · ".join(f"{arm} {a.outcome}" for arm, a in d.arms.items())
-            )
-        for note in d.notes:
-            lines.append(f"note: {note}")
-        for arm, a in d.arms.items():
-            if a.outcome == "inconclusive":
-                lines.append(f"to decide {arm}: {a.would_change}")
-        if self.pending:
-            lines.append(f"note: {self.pending} evaluation run(s) not finished yet")
-        for other in self.others:
-            lines.append(f"under {other.recipe_text}: {other.decision.text}")
-            if other.decision.arms:
-                lines.append(
-                    "  outcomes: "
-                    + " · ".join(f"{arm} {a.outcome}" for arm, a in other.decision.arms.items())
-                )
-        if self.others:
-            lines.append(f"recipes: {self.agreement()}")
-        return lines
-
 
 def build_report(results: Any) -> StudyReport:
     """The report of the primary recipe, with the other recipes' reports in ``others``."""
@@ -142,60 +129,74 @@ def build_report(results: Any) -> StudyReport:
     return main
 
 
+def question_of(study: Mapping[str, Any]) -> tuple[Thresholds, Arms, Declared]:
+    """The question a study's summary declares: its thresholds, arms and design."""
+    thresholds = thresholds_for(
+        float(study["margin"]),
+        float(study.get("alpha", 0.05)),
+        study.get("failure_margin"),
+        int(study.get("min_pairs", Thresholds.min_pairs)),
+        int(study.get("min_students", Thresholds.min_students)),
+        int(study.get("min_teachers", Thresholds.min_teachers)),
+    )
+    arms = Arms(tuple(study.get("fixed") or ()), study.get("searched"), study.get("reference"))
+    declared = Declared(
+        study.get("seeds"),
+        study.get("noise_order") or (),
+        study.get("teachers"),
+        study.get("students"),
+    )
+    return thresholds, arms, declared
+
+
+def _lambda_searches(
+    searches: Iterable[Mapping[str, Any]], searched: str | None
+) -> tuple[dict[str, list[tuple[float, float]]], list[dict[str, Any]]]:
+    """The searched arm's validation top-1 against λ per pair and setting, and each one's best."""
+    curves: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    best: dict[tuple[str, str], tuple[float, float]] = {}
+    for s in searches:
+        if s["method"] != searched or s.get("lam") is None or s["value"] is None:
+            continue
+        curves[f"{s['pair']} / {s['noise']}"].append((s["lam"], s["value"]))
+        key = (s["pair"], s["noise"])
+        if key not in best or s["value"] > best[key][1]:
+            best[key] = (s["lam"], s["value"])
+    return (
+        {k: sorted(v) for k, v in sorted(curves.items())},
+        [
+            {"pair": k[0], "noise": k[1], "lam": lam, "val_top1": val}
+            for k, (lam, val) in sorted(best.items())
+        ],
+    )
+
+
 def _recipe_report(
     study: dict[str, Any], evaluations: Any, searches: Any, pending: int
 ) -> StudyReport:
     evaluations = list(evaluations)
-    fixed = tuple(study.get("fixed") or ())
-    decision = decide(
-        evaluations,
-        searches,
-        margin=float(study["margin"]),
-        alpha=float(study.get("alpha", 0.05)),
-        failure_margin=study.get("failure_margin"),
-        min_pairs=int(study.get("min_pairs", Thresholds.min_pairs)),
-        min_students=int(study.get("min_students", Thresholds.min_students)),
-        min_teachers=int(study.get("min_teachers", Thresholds.min_teachers)),
-        fixed=fixed,
-        searched=study.get("searched"),
-        reference=study.get("reference"),
-        seeds=study.get("seeds"),
-        noises=study.get("noise_order") or (),
-        teachers=study.get("teachers"),
-        students=study.get("students"),
-    )
+    decision = decide(evaluations, *question_of(study))
     noise_order = study.get("noise_order") or []
     comparisons: list[Comparison] = []
     if decision.primary:
         comparisons += against_fixed(evaluations, decision.primary, noise_order)
     comparisons += transfer_regrets(evaluations, noise_order)
     comparisons += noise_slopes(evaluations)
-    curves: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    best: dict[tuple[str, str], tuple[float, float]] = {}
-    for s in searches:
-        if s["method"] != study.get("searched") or s.get("lam") is None or s["value"] is None:
-            continue
-        curves[f"{s['pair']} / {s['noise']}"].append((s["lam"], s["value"]))
-        key = (s["pair"], s["noise"])
-        if key not in best or s["value"] > best[key][1]:
-            best[key] = (s["lam"], s["value"])
+    curves, best = _lambda_searches(searches, study.get("searched"))
     return StudyReport(
         study=study,
         decision=decision,
         rows=summary_rows(evaluations, decision.reference),
         comparisons=comparisons,
-        lambda_curves={k: sorted(v) for k, v in sorted(curves.items())},
-        optimal_lambdas=[
-            {"pair": k[0], "noise": k[1], "lam": lam, "val_top1": val}
-            for k, (lam, val) in sorted(best.items())
-        ],
+        lambda_curves=curves,
+        optimal_lambdas=best,
         pending=int(pending),
         evaluations=evaluations,
         stability=stability_rows(evaluations),
     )
 
 
-OUTCOME_CODES = {"inconclusive": 0, "holds": 1, "does not hold": 2}
+OUTCOME_CODES = {name: code for code, name in OUTCOMES.items()}
 
 
 def verdict_metrics(report: StudyReport) -> dict[str, float]:
@@ -213,128 +214,3 @@ def verdict_metrics(report: StudyReport) -> dict[str, float]:
             if finite:
                 out[f"{prefix}/{arm}/largest_upper"] = max(finite)
     return out
-
-
-def report_text(report: StudyReport) -> str:
-    s = report.study
-    lines = []
-    for r in (report, *report.others):
-        under = f", {r.recipe_text}" if r.recipe else ""
-        lines += [f"Test top-1 (%), mean ± std over seeds — study {s.get('name')!r}{under}"]
-        lines += [r.table(), ""]
-    lines += [
-        *report.verdict_lines(),
-        f"criterion: {report.decision.criterion}",
-        "",
-        *stability_text(report.stability, report.decision.reference),
-    ]
-    return "\n".join(lines)
-
-
-def markdown_summary(report: StudyReport) -> str:
-    """The README's block for a study: the table, the verdict, its estimates, failing pairs;
-    then each secondary recipe's table, estimates and failing pairs."""
-    th = report.decision.thresholds
-    out = []
-    if report.others:
-        out += [f"**Under {report.recipe_text} — the primary recipe**", ""]
-    out += [
-        report.table(markdown=True),
-        "",
-        "(test top-1 %, mean ± std over seeds; a diverged run is shown at chance for reading — the "
-        "verdict counts it as a failure of its pair, never as an accuracy; a crashed run is "
-        "missing.)",
-        "",
-    ]
-    out += [f"> {line}" for line in report.verdict_lines()]
-    out += _evidence_markdown(report.decision)
-    for other in report.others:
-        out += ["", f"**Under {other.recipe_text}**", "", other.table(markdown=True)]
-        out += _evidence_markdown(other.decision)
-    stability = stability_markdown(report.stability, report.decision.reference)
-    if stability:
-        out += ["", "Stability, where runs diverged (gradient norms before any clipping):", ""]
-        out += [stability]
-    out += [
-        "",
-        f"(mean over pairs with teachers and students as crossed random effects; `lower` at the "
-        f"level that rejects on its own (α·{1 - PAIR_SHARE:g} over the arm's means, Bonferroni), "
-        "so "
-        f"a lower bound above δ = {100 * th.margin:.2f} is a rejection; `adjusted p`: Holm within "
-        f"that share, on the α scale; `holds` needs every upper bound below δ. A pair fails when "
-        f"the arm diverges in it or its mean is shown above δ_f = {100 * th.failure_margin:.2f} "
-        f"points (pooled within-pair t, Holm within α·{PAIR_SHARE:g}).)",
-    ]
-    return "\n".join(out)
-
-
-def _evidence_markdown(d: Decision) -> list[str]:
-    """A decision's estimates and failing pairs as markdown tables."""
-    th = d.thresholds
-    out = [
-        "",
-        f"| arm | noise | quantity | mean (points) | lower | upper ({100 * (1 - th.alpha):g} %) "
-        "| adjusted p (mean > δ) | p (mean < δ) | pairs | new pair, 95 % |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for e in d.estimates:
-        out.append(
-            f"| {e.arm} | {e.noise} | {e.quantity} vs {e.against} | {_pts(e.mean)} | "
-            f"{_pts(e.lower)} | {_pts(e.upper)} | {_p(e.p_above_adjusted)} | {_p(e.p_below)} | "
-            f"{e.pairs} | [{_pts(e.predict_low)}, {_pts(e.predict_high)}] |"
-        )
-    failing = failing_pair_rows(d)
-    if failing:
-        out += [
-            "",
-            "| arm | pair | teacher | student | failed under | evidence |",
-            "|---|---|---|---|---|---|",
-        ]
-        out += [
-            f"| {r['arm']} | {r['pair']} | {r['teacher']} | {r['student']} | "
-            f"{', '.join(r['noises'])} | {r['evidence']} |"
-            for r in failing
-        ]
-    return out
-
-
-def failing_pair_rows(d: Decision) -> list[dict[str, Any]]:
-    """One row per arm and failing pair: where it failed and how."""
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for arm, a in d.arms.items():
-        for nd in a.per_noise:
-            for e in nd.estimates.values():
-                for p in e.per_pair:
-                    if not p.failed:
-                        continue
-                    row = rows.setdefault(
-                        (arm, p.pair),
-                        {
-                            "arm": arm,
-                            "pair": p.pair,
-                            "teacher": p.teacher,
-                            "student": p.student,
-                            "noises": [],
-                            "evidence": [],
-                        },
-                    )
-                    if nd.noise not in row["noises"]:
-                        row["noises"].append(nd.noise)
-                    if p.diverged:
-                        what = f"diverged in {p.diverged} of {p.diverged + p.seeds} seeds"
-                    else:
-                        what = f"{e.quantity} {_pts(p.mean)} (adjusted p {_p(p.p_adjusted)})"
-                    what += f" under {nd.noise}"
-                    if not any(w.endswith(f"under {nd.noise}") for w in row["evidence"]):
-                        row["evidence"].append(what)  # the first evidence of each setting
-    for row in rows.values():
-        row["evidence"] = "; ".join(row["evidence"])
-    return list(rows.values())
-
-
-def _p(p: float) -> str:
-    return f"{p:.3g}" if math.isfinite(p) else "—"
-
-
-def arm_reading(arm: str) -> str:
-    return ARM_READINGS.get(arm, arm)

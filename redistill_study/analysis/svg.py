@@ -1,4 +1,6 @@
-"""Small, dependency-free SVG charts for the self-contained dashboard (no network to view)."""
+"""Small, dependency-free SVG charts for the self-contained dashboard (no network to view): a
+line chart, a scatter chart and a heat map, with the pieces every chart shares (ticks, axes, a
+legend); the verdict's forest plot is :mod:`~redistill_study.analysis.forest_svg`'s."""
 
 from __future__ import annotations
 
@@ -22,11 +24,11 @@ W, H = 560, 300
 LEFT, RIGHT, TOP, BOTTOM = 56, 150, 28, 48
 
 
-def _esc(text: object) -> str:
+def esc(text: object) -> str:
     return html.escape(str(text))
 
 
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+def ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     if hi <= lo:
         hi = lo + 1.0
     step = 10 ** math.floor(math.log10((hi - lo) / n))
@@ -56,23 +58,23 @@ class _Frame:
 
 def _axes(f: _Frame, title: str, x_label: str, y_label: str, x_ticks=None) -> list[str]:
     out = [
-        f'<text x="{LEFT}" y="16" class="title">{_esc(title)}</text>',
+        f'<text x="{LEFT}" y="16" class="title">{esc(title)}</text>',
         f'<line x1="{LEFT}" y1="{H - BOTTOM}" x2="{W - RIGHT}" y2="{H - BOTTOM}" class="axis"/>',
         f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{H - BOTTOM}" class="axis"/>',
         f'<text x="{(LEFT + W - RIGHT) / 2}" y="{H - 8}" class="label" text-anchor="middle">'
-        f"{_esc(x_label)}</text>",
+        f"{esc(x_label)}</text>",
         f'<text x="14" y="{(TOP + H - BOTTOM) / 2}" class="label" text-anchor="middle" '
-        f'transform="rotate(-90 14 {(TOP + H - BOTTOM) / 2})">{_esc(y_label)}</text>',
+        f'transform="rotate(-90 14 {(TOP + H - BOTTOM) / 2})">{esc(y_label)}</text>',
     ]
-    for t in _ticks(f.y0, f.y1):
+    for t in ticks(f.y0, f.y1):
         out.append(
             f'<text x="{LEFT - 6}" y="{f.y(t) + 4}" class="tick" text-anchor="end">{t:g}</text>'
         )
         out.append(f'<line x1="{LEFT}" y1="{f.y(t)}" x2="{W - RIGHT}" y2="{f.y(t)}" class="grid"/>')
-    for value, text in x_ticks or [(t, f"{t:g}") for t in _ticks(f.x0, f.x1)]:
+    for value, text in x_ticks or [(t, f"{t:g}") for t in ticks(f.x0, f.x1)]:
         out.append(
             f'<text x="{f.x(value)}" y="{H - BOTTOM + 16}" class="tick" '
-            f'text-anchor="middle">{_esc(text)}</text>'
+            f'text-anchor="middle">{esc(text)}</text>'
         )
     return out
 
@@ -83,18 +85,18 @@ def _legend(names: Sequence[str]) -> list[str]:
         y = TOP + 14 * i
         color = PALETTE[i % len(PALETTE)]
         out.append(f'<rect x="{W - RIGHT + 10}" y="{y}" width="10" height="10" fill="{color}"/>')
-        out.append(f'<text x="{W - RIGHT + 24}" y="{y + 9}" class="tick">{_esc(name)}</text>')
+        out.append(f'<text x="{W - RIGHT + 24}" y="{y + 9}" class="tick">{esc(name)}</text>')
     return out
 
 
 def _svg(view: str, body: list[str]) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" '
-        f'height="{H}" data-figure="{_esc(view)}" role="img">' + "".join(body) + "</svg>"
+        f'height="{H}" data-figure="{esc(view)}" role="img">' + "".join(body) + "</svg>"
     )
 
 
-def _padded(values: Sequence[float], pad: float = 0.05) -> tuple[float, float]:
+def padded(values: Sequence[float], pad: float = 0.05) -> tuple[float, float]:
     lo, hi = min(values), max(values)
     span = (hi - lo) or abs(hi) or 1.0
     return lo - pad * span, hi + pad * span
@@ -108,7 +110,7 @@ def line_chart(
     y_label: str,
 ) -> str:
     values = [v for vs in series.values() for v in vs if v is not None]
-    f = _Frame((0, max(len(categories) - 1, 1)), _padded(values or [0.0, 1.0]))
+    f = _Frame((0, max(len(categories) - 1, 1)), padded(values or [0.0, 1.0]))
     body = _axes(f, title, "teacher noise", y_label, list(enumerate(categories)))
     for i, (_name, vs) in enumerate(series.items()):
         color = PALETTE[i % len(PALETTE)]
@@ -132,7 +134,7 @@ def scatter_chart(
 ) -> str:
     xs = [x for pts in groups.values() for x, _ in pts] + ([vline] if vline is not None else [])
     ys = [y for pts in groups.values() for _, y in pts]
-    f = _Frame(_padded(xs or [0.0, 1.0]), _padded(ys or [0.0, 1.0]))
+    f = _Frame(padded(xs or [0.0, 1.0]), padded(ys or [0.0, 1.0]))
     body = _axes(f, title, x_label, y_label)
     if vline is not None:
         body.append(
@@ -168,15 +170,15 @@ def heatmap(
     height = 60 + cell_h * len(rows)
     width = 170 + cell_w * len(cols)
     extent = max((abs(v) for v in values.values()), default=1.0) or 1.0
-    body = [f'<text x="8" y="16" class="title">{_esc(title)}</text>']
+    body = [f'<text x="8" y="16" class="title">{esc(title)}</text>']
     for j, col in enumerate(cols):
         body.append(
             f'<text x="{170 + j * cell_w + cell_w / 2}" y="44" class="tick" '
-            f'text-anchor="middle">{_esc(col)}</text>'
+            f'text-anchor="middle">{esc(col)}</text>'
         )
     for i, row in enumerate(rows):
         y = 52 + i * cell_h
-        body.append(f'<text x="162" y="{y + 17}" class="tick" text-anchor="end">{_esc(row)}</text>')
+        body.append(f'<text x="162" y="{y + 17}" class="tick" text-anchor="end">{esc(row)}</text>')
         for j, col in enumerate(cols):
             v = values.get((row, col))
             x = 170 + j * cell_w
@@ -199,90 +201,7 @@ def heatmap(
             )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" data-figure="{_esc(view)}" role="img">'
+        f'width="{width}" height="{height}" data-figure="{esc(view)}" role="img">'
         + "".join(body)
         + f"<desc>regret in {unit}</desc></svg>"
-    )
-
-
-def forest_plot(
-    view: str,
-    title: str,
-    rows: Sequence[tuple[str, float, float, float, bool]],
-    margin: float,
-    failure_margin: float | None = None,
-) -> str:
-    """Estimates with intervals, one row each (label, mean, low, high, pooled?), in points; the
-    shaded band is where a bound must lie for the claim to hold (below the margin δ); a second
-    line marks the failure margin δ_f that a pair's lower bound must not cross."""
-    row_h, left, right, top = 18, 230, 40, 40
-    height = top + row_h * len(rows) + 36
-    # The scale follows the pairs and the pooled means; a pooled bound beyond them (one degree
-    # of freedom makes them vast) runs to the edge, as an infinite one does.
-    finite = [
-        v
-        for _, m, lo, hi, pooled in rows
-        for v in ((m,) if pooled else (m, lo, hi))
-        if math.isfinite(v)
-    ]
-    marks = [0.0, margin, -margin, *([failure_margin] if failure_margin else [])]
-    lo_x, hi_x = _padded([*finite, *marks])
-    width = max(640, 7 * len(title) + 16)
-    span = (hi_x - lo_x) or 1.0
-
-    def x(v: float) -> float:
-        v = min(max(v, lo_x), hi_x)  # infinite bounds run to the edge
-        return left + (v - lo_x) / span * (width - left - right)
-
-    body = [
-        f'<text x="8" y="16" class="title">{_esc(title)}</text>',
-        f'<rect x="{x(lo_x):.1f}" y="{top - 6}" width="{x(margin) - x(lo_x):.1f}" '
-        f'height="{row_h * len(rows) + 6}" fill="#2ca02c" fill-opacity="0.08"/>',
-        f'<line x1="{x(0):.1f}" y1="{top - 6}" x2="{x(0):.1f}" y2="{top + row_h * len(rows)}" '
-        'class="axis"/>',
-        f'<line x1="{x(margin):.1f}" y1="{top - 6}" x2="{x(margin):.1f}" '
-        f'y2="{top + row_h * len(rows)}" class="ref"/>',
-        f'<text x="{x(margin) + 3:.1f}" y="{top - 9}" class="tick">δ = {100 * margin:.2f}</text>',
-    ]
-    if failure_margin:
-        body += [
-            f'<line x1="{x(failure_margin):.1f}" y1="{top - 6}" x2="{x(failure_margin):.1f}" '
-            f'y2="{top + row_h * len(rows)}" class="ref" stroke-dasharray="2 3"/>',
-            f'<text x="{x(failure_margin) + 3:.1f}" y="{top - 20}" class="tick">'
-            f"δ_f = {100 * failure_margin:.2f}</text>",
-        ]
-    for i, (label, mean, low, high, pooled) in enumerate(rows):
-        y = top + row_h * i + row_h / 2
-        weight = 'font-weight="600"' if pooled else ""
-        body.append(
-            f'<text x="{left - 8}" y="{y + 4:.1f}" class="tick" text-anchor="end" {weight}>'
-            f"{_esc(label)}</text>"
-        )
-        if not math.isfinite(mean):
-            continue
-        color = "#d62728" if pooled else "#1f77b4"
-        body.append(
-            f'<line x1="{x(low):.1f}" y1="{y:.1f}" x2="{x(high):.1f}" y2="{y:.1f}" '
-            f'stroke="{color}" stroke-width="{3 if pooled else 1.5}"/>'
-        )
-        if pooled:
-            body.append(
-                f'<rect x="{x(mean) - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" '
-                f'fill="{color}" transform="rotate(45 {x(mean):.1f} {y:.1f})"/>'
-            )
-        else:
-            body.append(f'<circle cx="{x(mean):.1f}" cy="{y:.1f}" r="3.5" fill="{color}"/>')
-    axis_y = top + row_h * len(rows) + 8
-    for t in _ticks(lo_x, hi_x):
-        body.append(
-            f'<text x="{x(t):.1f}" y="{axis_y + 10}" class="tick" text-anchor="middle">'
-            f"{round(100 * t, 6):g}</text>"
-        )
-    body.append(
-        f'<text x="{(left + width - right) / 2:.1f}" y="{axis_y + 24}" class="label" '
-        'text-anchor="middle">test top-1 difference (points)</text>'
-    )
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" data-figure="{_esc(view)}" role="img">' + "".join(body) + "</svg>"
     )

@@ -11,7 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .records import DIVERGED, FAILED, accuracy, status_of
+from ..study.arms import DEFAULT_FIXED, DEFAULT_REFERENCE, DEFAULT_SEARCHED
+from ..study.phases import Phase, Status
+from .records import accuracy, status_of
 from .statistics import t_interval
 
 SEVERITY_KEYS = ("ece", "kl_noisy_clean", "wrong_fraction")
@@ -37,13 +39,13 @@ CSV_FIELDS = [
 
 def method_label(record: Mapping[str, Any]) -> str:
     """A method's name, marked when its setting was tuned on the other pairs."""
-    if record["phase"] == "transfer":
+    if record["phase"] == Phase.TRANSFER:
         return f"{record['method']} (transferred)"
     return str(record["method"])
 
 
 def summary_rows(
-    records: Iterable[Mapping[str, Any]], reference: str | None = "kd"
+    records: Iterable[Mapping[str, Any]], reference: str | None = DEFAULT_REFERENCE
 ) -> list[dict[str, Any]]:
     """Rows (noise, method, pair): seeds, diverged and failed counts with the first reason,
     mean ± std and a 95 % t interval of test top-1 (diverged runs read at chance; crashed runs
@@ -53,13 +55,13 @@ def summary_rows(
         groups[(r["noise"], method_label(r), r["pair"])].append(r)
 
     def scored(rs: list[Mapping[str, Any]]) -> list[float]:
-        return [accuracy(r)[0] for r in rs if status_of(r) != FAILED]
+        return [accuracy(r)[0] for r in rs if status_of(r) != Status.FAILED]
 
     means = {k: statistics.fmean(scored(v)) if scored(v) else math.nan for k, v in groups.items()}
     rows = []
     for (noise, method, pair), rs in groups.items():
         accs = scored(rs)
-        bad = [r for r in rs if status_of(r) != "complete"]
+        bad = [r for r in rs if status_of(r) != Status.COMPLETE]
         _, low, high, _ = t_interval(accs)
         ref = means.get((noise, reference, pair)) if reference else None
         teacher = next((r for r in rs if r.get("teacher/noisy_top1") is not None), rs[0])
@@ -69,8 +71,8 @@ def summary_rows(
                 "method": method,
                 "pair": pair,
                 "n": len(rs),
-                "diverged": sum(status_of(r) == DIVERGED for r in rs),
-                "failed": sum(status_of(r) == FAILED for r in rs),
+                "diverged": sum(status_of(r) == Status.DIVERGED for r in rs),
+                "failed": sum(status_of(r) == Status.FAILED for r in rs),
                 "first_reason": next((r.get("reason", "") for r in bad if r.get("reason")), ""),
                 "test_top1_mean": means[(noise, method, pair)],
                 "test_top1_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
@@ -106,8 +108,8 @@ def cell_text(row: Mapping[str, Any]) -> str:
 def format_table(
     rows: Sequence[Mapping[str, Any]],
     noise_order: Sequence[str] | None = None,
-    fixed: str | None = "redistill",
-    reference: str | None = "kd",
+    fixed: str | None = DEFAULT_FIXED[0],
+    reference: str | None = DEFAULT_REFERENCE,
     markdown: bool = False,
 ) -> str:
     """Method × noise rows, one column per pair: mean ± std (%); then the noisy teacher and the
@@ -126,7 +128,7 @@ def format_table(
         teacher = []
         for pair in pairs:
             row = next((r for (n, _, p), r in by_key.items() if n == noise and p == pair), None)
-            t = row and row["teacher_noisy_top1"]
+            t = row["teacher_noisy_top1"] if row else None
             teacher.append("—" if t is None else f"{100 * t:.2f}")
         lines.append([noise, "teacher", *teacher])
         if fixed and reference:
@@ -138,19 +140,19 @@ def format_table(
             lines.append([noise, f"{fixed} − {reference}", *delta])
     if markdown:
         out = ["| " + " | ".join(lines[0]) + " |", "|" + "---|" * len(lines[0])]
-        out += ["| " + " | ".join(row) + " |" for row in lines[1:]]
+        out += ["| " + " | ".join(line) + " |" for line in lines[1:]]
         return "\n".join(out)
-    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
-    for i, row in enumerate(lines):
-        out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    for i, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
 
 
 def _method_order(row: Mapping[str, Any]) -> tuple[int, str]:
-    order = ["ce", "kd", "redistill", "redistill_student_first", "redistill_tuned"]
+    order = ["ce", DEFAULT_REFERENCE, *DEFAULT_FIXED, DEFAULT_SEARCHED]
     name = row["method"]
     base = name.removesuffix(" (transferred)")
     rank = order.index(base) if base in order else len(order)

@@ -7,11 +7,19 @@ evaluation seed:
 - regret  = the searched arm tuned per pair (its ``final`` phase) − F;
 - deficit = the reference (KD) − F.
 
-It is decided in three steps: :func:`estimate` (records → arrays → the rule's statistics),
-:func:`~redistill_study.analysis.rule.apply_rule` (the rule, shared with the power calculator)
-and :mod:`~redistill_study.analysis.explain` (the words). The rule sees pairs: F diverging in a
-pair, or one pair's regret above the failure margin δ_f, refutes the claim however well the
-other pairs do; the mean over pairs is bounded with teachers *and* students as random effects.
+It is decided in three steps: :func:`estimate` (records → arrays → the rule's statistics, shared
+with the power calculator's :func:`~redistill_study.analysis.world.estimate_world`),
+:func:`~redistill_study.analysis.rule.apply_rule` (the rule on arrays, shared with the power
+calculator's simulations) and :func:`~redistill_study.analysis.explain.explain` (the words).
+The rule sees pairs: F diverging in a pair, or one pair's regret above the failure margin δ_f,
+refutes the claim however well the other pairs do; the mean over pairs is bounded with teachers
+*and* students as random effects.
+
+The question is declared before the data, in three small records: the
+:class:`~redistill_study.analysis.rule.Thresholds` (δ, δ_f, α and the smallest study that may
+hold, see :func:`thresholds_for`), the arms' roles (:class:`~redistill_study.study.plan.Arms`,
+by default :data:`DEFAULT_ARMS`) and the :class:`Declared` design (by default
+:data:`AS_RECORDED`).
 
 >>> recs = [
 ...     {"pair": f"t{t}-s{s}", "teacher": f"t{t}", "student": f"s{s}", "noise": "none",
@@ -22,7 +30,7 @@ other pairs do; the mean over pairs is bounded with teachers *and* students as r
 ...                        ("redistill_tuned", "final", 0.901))
 ...     for seed in (0, 1, 2)
 ... ]
->>> decide(recs, margin=0.01).outcome
+>>> decide(recs, thresholds_for(margin=0.01)).outcome
 'holds'
 """
 
@@ -32,28 +40,44 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..study.arms import DEFAULT_FIXED, DEFAULT_REFERENCE, DEFAULT_SEARCHED, Arms
 from . import explain
 from .estimates import ArmDecision, Estimate, NoiseDecision, PairValue, arm_decision
 from .evidence import Evidence, Layout, RunIndex, gather
 from .rule import FAILS, HOLDS, OPEN, OUTCOMES, RuleResult, Thresholds, apply_rule
 
-DEFAULT_FIXED = ("redistill", "redistill_student_first")
-DEFAULT_SEARCHED = "redistill_tuned"
-DEFAULT_REFERENCE = "kd"
+DEFAULT_ARMS = Arms(DEFAULT_FIXED, DEFAULT_SEARCHED, DEFAULT_REFERENCE)
 OUTCOME_HOLDS, OUTCOME_FAILS, OUTCOME_OPEN = OUTCOMES[HOLDS], OUTCOMES[FAILS], OUTCOMES[OPEN]
 __all__ = [
+    "AS_RECORDED",
+    "DEFAULT_ARMS",
     "ArmDecision",
+    "Arms",
     "Decision",
+    "Declared",
     "Estimate",
     "NoiseDecision",
     "PairValue",
+    "Thresholds",
     "decide",
     "estimate",
+    "thresholds_for",
 ]
-ARM_READINGS = {
-    "redistill": "λ = 2/3, teacher first: D_{2/3}(p‖q)",
-    "redistill_student_first": "λ = 2/3, student first: D_{2/3}(q‖p) = D_{−5/3}(p‖q)",
-}
+
+
+@dataclass(frozen=True)
+class Declared:
+    """The declared design: the evaluation seeds (None: those seen), the noise settings and the
+    pairs (pair → teacher and student label). A declared seed, setting or pair without runs
+    keeps the claim from holding."""
+
+    seeds: Sequence[int] | None = None
+    noises: Sequence[str] = ()
+    teachers: Mapping[str, str] | None = None
+    students: Mapping[str, str] | None = None
+
+
+AS_RECORDED = Declared()  # nothing declared: the seeds, settings and pairs the records show
 
 
 @dataclass
@@ -62,12 +86,10 @@ class Decision:
     outcomes: dict[str, str]
     arms: dict[str, ArmDecision]
     primary: str | None
-    margin: float
-    alpha: float
     thresholds: Thresholds
     fixed: tuple[str, ...]
-    searched: str | None
-    reference: str | None
+    searched: str | None  # the declared searched arm, if it has evaluation runs
+    reference: str | None  # the declared reference, if it has evaluation runs
     seeds: list[int]
     layout: Layout
     criterion: str
@@ -75,6 +97,14 @@ class Decision:
     incomplete: list[dict[str, Any]] = field(default_factory=list)
     excluded: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def margin(self) -> float:
+        return self.thresholds.margin
+
+    @property
+    def alpha(self) -> float:
+        return self.thresholds.alpha
 
     @property
     def unit_kind(self) -> str:
@@ -93,6 +123,7 @@ def thresholds_for(
     min_students: int = Thresholds.min_students,
     min_teachers: int = Thresholds.min_teachers,
 ) -> Thresholds:
+    """The declared question, checked: δ and α in range, δ_f by default 3δ."""
     if not 0 < margin < 1:
         raise ValueError(f"margin is a fraction of accuracy in (0, 1), got {margin}")
     if not 0 < alpha < 0.5:
@@ -117,100 +148,55 @@ def layout_of(
 def estimate(
     evaluations: Iterable[Mapping[str, Any]],
     thresholds: Thresholds,
-    *,
-    fixed: Sequence[str] = DEFAULT_FIXED,
-    searched: str | None = DEFAULT_SEARCHED,
-    reference: str | None = DEFAULT_REFERENCE,
-    seeds: Sequence[int] | None = None,
-    noises: Sequence[str] = (),
-    teachers: Mapping[str, str] | None = None,
-    students: Mapping[str, str] | None = None,
+    arms: Arms = DEFAULT_ARMS,
+    declared: Declared = AS_RECORDED,
 ) -> tuple[Evidence, RuleResult]:
-    """The evidence of a study and what the rule makes of it (arrays, batch of one)."""
+    """The evidence of a study and what the rule makes of it (arrays, batch of one). The arms
+    compared are the declared ones with evaluation runs (each fixed arm once)."""
     index = RunIndex(evaluations)
-    layout = layout_of(index, teachers, students)
-    noise_list = list(dict.fromkeys([*noises, *index.noises]))
-    seed_list = sorted(int(s) for s in seeds) if seeds is not None else sorted(index.seeds)
-    searched = searched if searched in index.methods else None
-    reference = reference if reference in index.methods else None
+    seeds = declared.seeds
     evidence = gather(
         index,
-        fixed=list(dict.fromkeys(fixed)),
-        searched=searched,
-        reference=reference,
-        seeds=seed_list,
-        noises=noise_list,
-        layout=layout,
+        Arms(
+            tuple(dict.fromkeys(arms.fixed)),
+            arms.searched if arms.searched in index.methods else None,
+            arms.reference if arms.reference in index.methods else None,
+        ),
+        layout_of(index, declared.teachers, declared.students),
+        noises=list(dict.fromkeys([*declared.noises, *index.noises])),
+        seeds=sorted(int(s) for s in seeds) if seeds is not None else sorted(index.seeds),
     )
-    teacher_of, student_of = layout.indices()
-    result = apply_rule(
-        evidence.diffs,
-        evidence.fixed_diverged,
-        teacher_of,
-        student_of,
-        thresholds,
-        diverged_anywhere=evidence.diverged_anywhere,
-        incomplete=evidence.incomplete_arm,
-    )
-    return evidence, result
+    return evidence, apply_rule(evidence.observed(), thresholds)
 
 
 def decide(
     evaluations: Iterable[Mapping[str, Any]],
-    searches: Iterable[Mapping[str, Any]] = (),
-    *,
-    margin: float,
-    alpha: float = 0.05,
-    failure_margin: float | None = None,
-    min_pairs: int = Thresholds.min_pairs,
-    min_students: int = Thresholds.min_students,
-    min_teachers: int = Thresholds.min_teachers,
-    fixed: Sequence[str] = DEFAULT_FIXED,
-    searched: str | None = DEFAULT_SEARCHED,
-    reference: str | None = DEFAULT_REFERENCE,
-    seeds: Sequence[int] | None = None,
-    noises: Sequence[str] = (),
-    teachers: Mapping[str, str] | None = None,
-    students: Mapping[str, str] | None = None,
+    thresholds: Thresholds,
+    arms: Arms = DEFAULT_ARMS,
+    declared: Declared = AS_RECORDED,
 ) -> Decision:
     """Decide, for each declared fixed arm, whether it holds.
 
     ``evaluations`` are plain dicts with ``pair``, ``teacher``, ``student``, ``noise``,
     ``method``, ``phase`` (``seeds``, ``final`` or ``transfer``), ``seed``, ``test/top1`` (a
-    fraction) and ``status`` (``complete``, ``diverged`` or ``failed``). ``margin`` δ, the
-    failure margin δ_f (default 3δ), ``alpha`` and the smallest study that may hold are declared
-    before the data. ``seeds``, ``noises`` and ``teachers``/``students`` (pair → label) are the
-    declared design: a declared setting or pair without runs keeps the claim from holding.
-    ``searches`` are accepted so every caller passes the same records; the decision reads
-    evaluation runs only."""
-    del searches
-    th = thresholds_for(margin, alpha, failure_margin, min_pairs, min_students, min_teachers)
-    evidence, result = estimate(
-        evaluations,
-        th,
-        fixed=fixed,
-        searched=searched,
-        reference=reference,
-        seeds=seeds,
-        noises=noises,
-        teachers=teachers,
-        students=students,
-    )
-    arms = {
-        arm: arm_decision(evidence, result, th, a)
+    fraction) and ``status`` (``complete``, ``diverged`` or ``failed``); the decision reads
+    evaluation runs only. ``thresholds`` (δ, the failure margin δ_f, α and the smallest study
+    that may hold; :func:`thresholds_for` checks them), ``arms`` and the ``declared`` design
+    are declared before the data."""
+    evidence, result = estimate(evaluations, thresholds, arms, declared)
+    decided = {
+        arm: arm_decision(evidence, result, thresholds, a)
         for a, arm in enumerate(evidence.arms)
         if evidence.present[a]
     }
     primary = evidence.arms[0] if evidence.arms else None
     decision = Decision(
-        outcome=arms[primary].outcome if primary in arms else OUTCOME_OPEN,
-        outcomes={arm: d.outcome for arm, d in arms.items()},
-        arms=arms,
+        outcome=decided[primary].outcome if primary in decided else OUTCOME_OPEN,
+        outcomes={arm: d.outcome for arm, d in decided.items()},
+        arms=decided,
         primary=primary,
-        margin=margin,
-        alpha=alpha,
-        thresholds=th,
-        fixed=tuple(fixed),
+        thresholds=thresholds,
+        fixed=tuple(arms.fixed),
         searched=evidence.against[0],
         reference=evidence.against[1],
         seeds=list(evidence.seeds),
@@ -220,5 +206,5 @@ def decide(
         incomplete=evidence.incomplete,
         excluded=evidence.excluded,
     )
-    explain.explain(decision, searched, reference, evidence.failed_runs)
+    explain.explain(decision, arms, evidence.failed_runs)
     return decision
