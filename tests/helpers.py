@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from redistill_study.study.phases import Phase, Status
+from redistill_study.study.records import Evaluation
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -153,20 +156,52 @@ def study_records(
                     if arm == "kd" and i in reference_diverges:
                         status = "diverged"
                     records.append(
-                        {
-                            "pair": name,
-                            "teacher": f"t{t}",
-                            "student": f"s{st}",
-                            "noise": noise,
-                            "method": arm,
-                            "phase": "final" if arm == "redistill_tuned" else "seeds",
-                            "seed": s,
-                            "test/top1": acc if status == "complete" else 0.1,
-                            "status": status,
-                            "classes": 10,
-                        }
+                        Evaluation(
+                            pair=name,
+                            teacher=f"t{t}",
+                            student=f"s{st}",
+                            noise=noise,
+                            method=arm,
+                            phase=Phase.FINAL if arm == "redistill_tuned" else Phase.SEEDS,
+                            seed=s,
+                            status=Status(status),
+                            test_top1=acc,
+                            classes=10,
+                        ).row()
                     )
     return records
+
+
+def one_pair_plan(**overrides: Any) -> Any:
+    """The tiny study with one pair and the clean teacher only."""
+    from redistill_study.config import StudyConfig
+    from redistill_study.study.plan import build_plan
+
+    data = tiny_study(noise=[{"kind": "none"}], seeds=2, **overrides)
+    data["pairs"] = data["pairs"][:1]
+    return build_plan(StudyConfig.model_validate(data))
+
+
+def finish_trial(c: Any, value: float, status: Any = None) -> None:
+    """End a claimed trial with what the recorder writes (without MLflow or training)."""
+    from redistill_study.study.attrs import Attempt, Ending
+
+    status = status or Status.COMPLETE
+    for key, v in Attempt(f"run-{c.number}", c.hparams, "t", 10).to_user_attrs().items():
+        c.trial.set_user_attr(key, v)
+    metrics = {"val/top1": value, "test/top1": value - 0.01} if status is Status.COMPLETE else {}
+    ending = Ending(status, "sequential", "w", 0.1, chance=0.1, metrics=metrics)
+    for key, v in ending.to_user_attrs().items():
+        c.trial.set_user_attr(key, v)
+    c.study.tell(c.trial, value)
+
+
+def claim_all(queue: Any, unit: Any) -> list[Any]:
+    """Every waiting trial of ``unit``, claimed by one worker."""
+    out: list[Any] = []
+    while batch := [c for c in queue.claim_cohort(64, "w") if c.unit.name == unit.name]:
+        out += batch
+    return out
 
 
 CHROMIUM_FLAGS = [

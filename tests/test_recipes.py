@@ -49,7 +49,8 @@ def test_every_cell_and_unit_carries_its_recipe() -> None:
     assert plain == {"ce", "kd", "redistill", "redistill_tuned"}
     assert len(names) == len(set(names))
     slots = plan.slots(next(u for u in plan.first_units() if u.cell.recipe.name == "clip5"))
-    assert {s["recipe"] for s in slots} == {"clip5"}
+    assert {s.recipe for s in slots} == {"clip5"}
+    assert {s.to_user_attrs()["recipe"] for s in slots} == {"clip5"}
 
 
 def test_transfer_draws_on_the_same_recipe_only() -> None:

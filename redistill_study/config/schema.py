@@ -10,8 +10,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..losses import get_method
 from ._strict import Strict
 from .recipes import PLAIN_RECIPE, RecipeConfig, TrainConfig
+from .verdict import VerdictConfig
 
 
 class DatasetConfig(Strict):
@@ -163,6 +165,17 @@ class MethodConfig(Strict):
         default_factory=dict, description="fixed hyper-parameters (`redistill-study methods`)"
     )
 
+    @property
+    def registered(self) -> str:
+        """The name of the registered method this arm runs."""
+        return self.method or self.name
+
+    def is_tuned(self) -> bool:
+        """Searched with Optuna: as declared, else the method's own default."""
+        if self.tune is not None:
+            return self.tune
+        return bool(get_method(self.registered).tuned_by_default)
+
 
 class TuningConfig(Strict):
     """How tuned methods search, on the validation split."""
@@ -182,43 +195,6 @@ class TuningConfig(Strict):
     )
     warmup_epochs: int = Field(
         3, ge=0, le=100_000, description="epochs before a trial can be pruned"
-    )
-
-
-class VerdictConfig(Strict):
-    """The question, declared before any result exists (and locked once a study has started)."""
-
-    margin: float | None = Field(
-        None,
-        gt=0,
-        lt=1,
-        description="the margin δ in accuracy, as a fraction (0.01 = 1 point; null: the data "
-        "set's default)",
-    )
-    alpha: float = Field(0.05, gt=0, lt=0.5, description="the test's level")
-    fixed: list[str] | None = Field(
-        None,
-        description="the fixed arms (null: redistill and redistill_student_first, where present)",
-    )
-    searched: str | None = Field(
-        None,
-        description="the arm whose λ is searched per pair (null: redistill_tuned where it is "
-        'tuned; "none": no tuning verdict)',
-    )
-    reference: str | None = Field(None, description="the reference arm (null: kd, where present)")
-    failure_margin: float | None = Field(
-        None,
-        gt=0,
-        lt=1,
-        description="δ_f: a pair whose regret or deficit is shown above it refutes the claim "
-        "(null: 3 × margin)",
-    )
-    min_pairs: int = Field(10, ge=1, description="the fewest pairs with which a claim may hold")
-    min_students: int = Field(
-        4, ge=1, description="the fewest distinct students with which a claim may hold"
-    )
-    min_teachers: int = Field(
-        4, ge=1, description="the fewest distinct teachers with which a claim may hold"
     )
 
 

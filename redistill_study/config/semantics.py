@@ -115,7 +115,7 @@ def check_semantics(
             cls(**method.params)
         except ValueError as exc:
             raise located.error(("methods", i, "params"), str(exc)) from None
-        tune = cls.tuned_by_default if method.tune is None else method.tune
+        tune = method.is_tuned()
         if tune and not cls.search_space:
             raise located.error(
                 ("methods", i, "tune"), f"method {method.name!r} has nothing to tune"
@@ -217,9 +217,7 @@ def _check_verdict(config: StudyConfig, located: Located) -> None:
     methods = {m.name: m for m in config.methods}
 
     def tuned(name: str) -> bool:
-        m = methods[name]
-        cls = get_method(m.method or m.name)
-        return cls.tuned_by_default if m.tune is None else m.tune
+        return methods[name].is_tuned()
 
     v = config.verdict
     for i, name in enumerate(v.fixed or []):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from ..data import DataBundle
 from ..metrics import classification_metrics
 from ..training import Member, Runtime, make_member, predict, train_cohort
+from ..training.members import Outcome
 from .cell import CellTeacher
 from .plan import Cell, Plan
 from .queue import Claimed
@@ -62,11 +63,11 @@ def train_claimed(
     )
     recorder.engine = engine
     for member in members:
-        c: Claimed = member.key
-        if member.outcome == "diverged":
+        c = member.key
+        if member.outcome is Outcome.DIVERGED:
             last = member.history[-1] if member.history else None
             recorder.diverged(c, member.reason, last, member.epochs_done, member.divergence)
-        elif member.outcome == "stopped":
+        elif member.outcome is Outcome.STOPPED:
             recorder.pruned(c, member.epochs_done)
         else:
             metrics = {"val/top1": member.history[-1]["val/top1"]}

@@ -32,3 +32,16 @@ class Phase(str, Enum):
 
 
 EVALUATION_PHASES = tuple(p for p in Phase if p.evaluates_test)
+
+
+class Status(str, Enum):
+    """How an evaluation or search trial ended, as its record says (see
+    :mod:`redistill_study.analysis.records` for how the verdict reads each)."""
+
+    COMPLETE = "complete"  # trained and scored
+    DIVERGED = "diverged"  # its numbers blew up: scored at chance
+    PRUNED = "pruned"  # stopped before its end (an interrupted worker, a pruner)
+    FAILED = "failed"  # crashed: missing data, retried
+
+    def __str__(self) -> str:
+        return self.value

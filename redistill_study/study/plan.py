@@ -21,13 +21,12 @@ from ..config import MethodConfig, PairConfig, RecipeConfig, StudyConfig, TrainC
 from ..data import dataset_info
 from ..losses import Method, get_method
 from ..noise import NoiseSetting, noise_seed
+from .arms import Arms, resolve_arms
+from .attrs import Slot
 from .phases import Phase
 
 # Search seeds sit this far above the study seed: never one of the evaluation seeds (≤ 1000).
 TUNING_SEED_OFFSET = 10_000
-DEFAULT_FIXED = ("redistill", "redistill_student_first")
-DEFAULT_SEARCHED = "redistill_tuned"
-DEFAULT_REFERENCE = "kd"
 
 
 @dataclass(frozen=True)
@@ -80,18 +79,6 @@ class Unit:
     @property
     def evaluates_test(self) -> bool:
         return self.phase.evaluates_test
-
-
-@dataclass(frozen=True)
-class Arms:
-    """The methods' roles in the verdict (never guessed from a name at analysis time)."""
-
-    fixed: tuple[str, ...]
-    searched: str | None
-    reference: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"fixed": list(self.fixed), "searched": self.searched, "reference": self.reference}
 
 
 @dataclass(frozen=True)
@@ -184,21 +171,21 @@ class Plan:
     def all_units(self) -> list[Unit]:
         return self.first_units() + self.dependent_units()
 
-    def slots(self, unit: Unit) -> list[dict[str, Any]]:
-        """The user attributes of each trial to enqueue in ``unit``'s study."""
+    def slots(self, unit: Unit) -> list[Slot]:
+        """The slots to enqueue in ``unit``'s study: one per seed (per trial in a search)."""
         if unit.phase is Phase.SEARCH:
             seeds = [self.tuning_seed] * unit.method.trials
         else:
             seeds = self.seeds
         return [
-            {
-                "slot": i,
-                "seed": seed,
-                "phase": unit.phase.value,
-                "cell": unit.cell.label,
-                "recipe": unit.cell.recipe.name,
-                "method": unit.method.name,
-            }
+            Slot(
+                slot=i,
+                seed=seed,
+                phase=unit.phase,
+                cell=unit.cell.label,
+                recipe=unit.cell.recipe.name,
+                method=unit.method.name,
+            )
             for i, seed in enumerate(seeds)
         ]
 
@@ -285,30 +272,6 @@ class Plan:
         }
 
 
-def resolve_arms(config: StudyConfig, methods: tuple[MethodPlan, ...]) -> Arms:
-    """The verdict's arms: as declared, else the defaults that the study has, by role."""
-    by_name = {m.name: m for m in methods}
-    v = config.verdict
-    if v.fixed is not None:
-        fixed = tuple(v.fixed)
-    else:
-        fixed = tuple(n for n in DEFAULT_FIXED if n in by_name and not by_name[n].tune)
-    if v.searched is not None:
-        searched = None if v.searched == "none" else v.searched
-    else:
-        m = by_name.get(DEFAULT_SEARCHED)
-        searched = DEFAULT_SEARCHED if m is not None and m.tune and _searches_lambda(m) else None
-    if v.reference is not None:
-        reference = v.reference
-    else:
-        reference = DEFAULT_REFERENCE if DEFAULT_REFERENCE in by_name else None
-    return Arms(fixed, searched, reference)
-
-
-def _searches_lambda(method: MethodPlan) -> bool:
-    return "lam" in method.cls.search_space
-
-
 def build_plan(config: StudyConfig) -> Plan:
     cells = []
     for recipe in config.recipes:
@@ -324,9 +287,8 @@ def build_plan(config: StudyConfig) -> Plan:
                     cells.append(Cell(pair, setting, recipe))
     methods = []
     for m in config.methods:
-        cls = get_method(m.method or m.name)
-        tune = cls.tuned_by_default if m.tune is None else m.tune
-        methods.append(MethodPlan(m, cls, tune, m.trials or config.tuning.trials))
+        cls = get_method(m.registered)
+        methods.append(MethodPlan(m, cls, m.is_tuned(), m.trials or config.tuning.trials))
     methods_t = tuple(methods)
     margin = config.verdict.margin
     if margin is None:

@@ -9,7 +9,6 @@ relational storages, Optuna's API elsewhere); everything else is Optuna's public
 
 from __future__ import annotations
 
-import json
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -22,10 +21,11 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import TuningConfig
+from .attrs import Choice, decode_setting
 from .phases import Phase
 from .plan import Plan, Unit
 from .retry import fail_trial, lease_stale, retry_trial
-from .storage import GRACE_PERIOD
+from .storage import GRACE_PERIOD, PatientStorage
 from .waiting import (
     UnitState,
     Waiting,
@@ -81,7 +81,7 @@ def pruner_for(unit: Unit, tuning: TuningConfig) -> optuna.pruners.BasePruner:
 class TrialQueue:
     """The plan's units as Optuna studies in one storage."""
 
-    def __init__(self, storage: BaseStorage, plan: Plan) -> None:
+    def __init__(self, storage: PatientStorage, plan: Plan) -> None:
         self.storage, self.plan = storage, plan
         self._studies: dict[str, optuna.Study] = {}
         self._finished: set[str] = set()  # a finished unit never reopens
@@ -92,26 +92,34 @@ class TrialQueue:
         if unit.name in self._studies:
             return self._studies[unit.name]
         config = self.plan.config
-        kwargs = dict(
-            study_name=unit.name,
-            storage=self.storage,
-            sampler=sampler_for(unit, config.seed, config.tuning),
-            pruner=pruner_for(unit, config.tuning),
-        )
+        sampler = sampler_for(unit, config.seed, config.tuning)
+        pruner = pruner_for(unit, config.tuning)
+
+        def load() -> optuna.Study:
+            return optuna.load_study(
+                study_name=unit.name, storage=self.storage, sampler=sampler, pruner=pruner
+            )
+
         try:
-            study = optuna.load_study(**kwargs)
+            study = load()
         except KeyError:
             if not create:
                 return None
             try:
-                study = optuna.create_study(direction="maximize", **kwargs)
+                study = optuna.create_study(
+                    study_name=unit.name,
+                    storage=self.storage,
+                    sampler=sampler,
+                    pruner=pruner,
+                    direction="maximize",
+                )
                 study.set_metric_names(["val/top1"])
             except DuplicatedStudyError:
-                study = optuna.load_study(**kwargs)
+                study = load()
         self._studies[unit.name] = study
         return study
 
-    def plan_unit(self, unit: Unit, extra: dict[str, Any] | None = None) -> optuna.Study:
+    def plan_unit(self, unit: Unit, choice: Choice | None = None) -> optuna.Study:
         """Create the unit's study and enqueue its slots, once, whichever worker gets there."""
         study = self.study(unit, create=True)
         assert study is not None
@@ -127,8 +135,9 @@ class TrialQueue:
         slots = self.plan.slots(unit)
         existing = {t.user_attrs.get("slot") for t in study.get_trials(deepcopy=False)}
         for slot in slots:
-            if slot["slot"] not in existing:
-                study.enqueue_trial({}, user_attrs={**slot, **(extra or {})})
+            if slot.slot not in existing:
+                chosen = slot.chosen(choice) if choice is not None else slot
+                study.enqueue_trial({}, user_attrs=chosen.to_user_attrs())
         study.set_user_attr("phase", unit.phase.value)
         study.set_user_attr("planned", len(slots))
         return study
@@ -226,7 +235,7 @@ class TrialQueue:
             return Claimed(unit, study, trial, w.trial_id, hparams, w.seed)
         if unit.phase.depends_on_search:
             attrs = self.storage.get_trial_user_attrs(w.trial_id)
-            hparams.update(json.loads(attrs.get("hparams", "{}")))
+            hparams.update(decode_setting(attrs.get("hparams")) or {})
         retry_of = self.storage.get_trial_system_attrs(w.trial_id).get("failed_trial")
         return Claimed(unit, study, trial, w.trial_id, hparams, w.seed, retry_of=retry_of)
 

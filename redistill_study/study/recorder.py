@@ -20,7 +20,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from ..tracking import Tracker
-from .phases import Phase
+from .attrs import Attempt, Ending
+from .phases import Phase, Status
 from .queue import Claimed
 
 
@@ -85,13 +86,9 @@ class Recorder:
                 "redistill.role": "trial",
             },
         )
+        attempt = Attempt(c.run_id, c.hparams, teacher_label, self.num_classes)
         try:
-            for key, value in (
-                ("mlflow_run_id", c.run_id),
-                ("hparams", c.hparams),
-                ("teacher", teacher_label),
-                ("classes", self.num_classes),
-            ):
+            for key, value in attempt.to_user_attrs().items():
                 c.trial.set_user_attr(key, value)
         except UpdateFinishedTrialError:
             pass  # failed as stale meanwhile: its outcome is refused at the end (_settle)
@@ -136,13 +133,9 @@ class Recorder:
             return False  # superseded (see _settle): stop training it
         return not c.trial.should_prune()
 
-    def _attrs(self, c: Claimed, status: str) -> dict[str, Any]:
-        return {
-            "status": status,
-            "engine": self.engine,
-            "worker": self.worker,
-            "seconds": round(time.perf_counter() - c.started, 2),
-        }
+    def _ending(self, c: Claimed, status: Status, **details: Any) -> Ending:
+        seconds = round(time.perf_counter() - c.started, 2)
+        return Ending(status, self.engine, self.worker, seconds, **details)
 
     def _flush(self, c: Claimed, final: dict[str, float] | None = None, step: int = 0) -> None:
         steps = self._epochs.pop(c.run_id, [])
@@ -154,7 +147,7 @@ class Recorder:
     def _settle(
         self,
         c: Claimed,
-        attrs: dict[str, Any],
+        ending: Ending,
         value: float | None = None,
         state: TrialState = TrialState.COMPLETE,
     ) -> bool:
@@ -162,7 +155,7 @@ class Recorder:
         worker failed it as stale (this one was silent for a grace period) and queued its
         copy, which stands. Its MLflow run is closed as superseded."""
         try:
-            for key, value_ in attrs.items():
+            for key, value_ in ending.to_user_attrs().items():
                 c.trial.set_user_attr(key, value_)
             if state is TrialState.COMPLETE:
                 c.study.tell(c.trial, value)
@@ -182,7 +175,8 @@ class Recorder:
 
     def complete(self, c: Claimed, metrics: dict[str, float], epochs: int) -> None:
         self._flush(c, metrics, epochs)
-        if not self._settle(c, {**self._attrs(c, "complete"), **metrics}, metrics["val/top1"]):
+        ending = self._ending(c, Status.COMPLETE, metrics=metrics)
+        if not self._settle(c, ending, metrics["val/top1"]):
             return
         self.tracker.set_tags(c.run_id, {"optuna.state": "COMPLETE", "status": "complete"})
         self.tracker.end_run(c.run_id, "FINISHED")
@@ -201,15 +195,12 @@ class Recorder:
         """``where``: the step, epoch, last finite gradient norm and the loss terms that
         overflowed (as ``divergence.*`` in both stores)."""
         self._flush(c, last, max(epochs - 1, 0))
-        located = {f"divergence.{k}": v for k, v in (where or {}).items()}
-        attrs = {
-            **self._attrs(c, "diverged"),
-            "fail_reason": reason,
-            "chance": self.chance,
-            **located,
-        }
-        if not self._settle(c, attrs, self.chance):
+        ending = self._ending(
+            c, Status.DIVERGED, reason=reason, chance=self.chance, divergence=where or {}
+        )
+        if not self._settle(c, ending, self.chance):
             return
+        located = {f"divergence.{k}": v for k, v in (where or {}).items()}
         self.tracker.set_tags(
             c.run_id,
             {
@@ -225,7 +216,7 @@ class Recorder:
 
     def pruned(self, c: Claimed, epochs: int) -> None:
         self._flush(c)
-        if not self._settle(c, self._attrs(c, "pruned"), state=TrialState.PRUNED):
+        if not self._settle(c, self._ending(c, Status.PRUNED), state=TrialState.PRUNED):
             return
         self.tracker.set_tags(c.run_id, {"optuna.state": "PRUNED", "status": "pruned"})
         self.tracker.end_run(c.run_id, "KILLED")

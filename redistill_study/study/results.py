@@ -14,7 +14,7 @@ once per pair and recipe; its records stand for every noise setting of that pair
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from optuna.storages import BaseStorage
@@ -22,10 +22,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..config import RecipeConfig
 from ..data import dataset_info
-from .phases import Phase
+from .attrs import TrialRecord
+from .phases import Phase, Status
 from .plan import Plan, Unit
-
-METRIC_PREFIXES = ("val/", "test/", "teacher/", "train/")
+from .records import Evaluation, Search
 
 
 @dataclass
@@ -37,25 +37,14 @@ class Results:
     pending_by_recipe: dict[str, int] = field(default_factory=dict)  # the same, per recipe
 
 
-def _latest_per_slot(trials: list[FrozenTrial]) -> dict[int, FrozenTrial]:
-    latest: dict[int, FrozenTrial] = {}
-    for t in trials:
-        slot = t.user_attrs.get("slot")
-        if slot is None or t.system_attrs.get("withdrawn"):
+def _latest_per_slot(trials: list[FrozenTrial]) -> dict[int, TrialRecord]:
+    latest: dict[int, TrialRecord] = {}
+    for t in map(TrialRecord.from_trial, trials):
+        if t.slot is None or t.withdrawn:
             continue  # a withdrawn copy never ran: its original stands
-        if slot not in latest or t.number > latest[slot].number:
-            latest[slot] = t
+        if t.slot.slot not in latest or t.number > latest[t.slot.slot].number:
+            latest[t.slot.slot] = t
     return latest
-
-
-def _status(t: FrozenTrial) -> str | None:
-    if t.state == TrialState.COMPLETE:
-        return str(t.user_attrs.get("status", "complete"))
-    if t.state == TrialState.FAIL:
-        return "failed"
-    if t.state == TrialState.PRUNED:
-        return "pruned"
-    return None  # waiting or running
 
 
 def study_summary(plan: Plan) -> dict[str, Any]:
@@ -99,24 +88,64 @@ def _recipe_text(recipe: RecipeConfig) -> str:
     return ", ".join(changes) or "as declared"
 
 
-def _unit_fields(plan: Plan, unit: Unit) -> dict[str, Any]:
-    cell = unit.cell
-    return {
-        "pair": cell.pair.label,
-        "teacher": plan.teacher_label(cell.pair),
-        "student": plan.student_label(cell.pair),
-        "noise": cell.noise.label,
-        "noise.kind": cell.noise.kind,
-        "noise.level": cell.noise.level,
-        "recipe": cell.recipe.name,
-        "method": unit.method.name,
-        "phase": unit.phase.value,
-    }
+@dataclass(frozen=True)
+class _Where:
+    """The unit's coordinates, as every record of it names them."""
+
+    pair: str
+    teacher: str
+    student: str
+    noise: str
+    noise_kind: str
+    noise_level: float
+    recipe: str
+    method: str
+
+    @classmethod
+    def of(cls, plan: Plan, unit: Unit) -> _Where:
+        cell = unit.cell
+        return cls(
+            cell.pair.label,
+            plan.teacher_label(cell.pair),
+            plan.student_label(cell.pair),
+            cell.noise.label,
+            cell.noise.kind,
+            cell.noise.level,
+            cell.recipe.name,
+            unit.method.name,
+        )
+
+
+def _search(where: _Where, t: TrialRecord, status: Status) -> Search:
+    value = t.value if t.state == TrialState.COMPLETE else None
+    return Search(trial=t.number, params=t.params, value=value, status=status, **vars(where))
+
+
+def _evaluation(
+    where: _Where, unit: Unit, t: TrialRecord, default_classes: int | None
+) -> Evaluation:
+    assert t.slot is not None and t.status is not None
+    setting = t.slot.choice
+    return Evaluation(
+        **vars(where),
+        phase=unit.phase,
+        slot=t.slot.slot,
+        seed=t.slot.seed,
+        status=t.status,
+        classes=t.classes or default_classes or None,
+        reason=t.reason,
+        hparams=t.hparams,
+        source_pair=setting.source_pair if setting else None,
+        mlflow_run_id=t.mlflow_run_id,
+        divergence_step=t.divergence.get("step"),
+        divergence_grad_norm=t.divergence.get("last_finite_grad_norm"),
+        metrics=t.metrics,
+    )
 
 
 def read_results(storage: BaseStorage, plan: Plan) -> Results:
     names = {s.study_name for s in storage.get_all_studies()}
-    evaluations: list[dict[str, Any]] = []
+    evaluations: list[Evaluation] = []
     searches: list[dict[str, Any]] = []
     pending: dict[str, int] = defaultdict(int)
     default_classes = dataset_info(plan.config.dataset.name).num_classes
@@ -124,63 +153,34 @@ def read_results(storage: BaseStorage, plan: Plan) -> Results:
         study_id = storage.get_study_id_from_name(unit.name) if unit.name in names else None
         trials = storage.get_all_trials(study_id, deepcopy=False) if study_id is not None else []
         latest = _latest_per_slot(trials)
+        where = _Where.of(plan, unit)
         if unit.phase is Phase.SEARCH:
             for t in sorted(latest.values(), key=lambda t: t.number):
-                status = _status(t)
-                if status is None or status == "failed":
-                    continue
-                searches.append(
-                    {
-                        **_unit_fields(plan, unit),
-                        "trial": t.number,
-                        "params": dict(t.params),
-                        "lam": t.params.get("lam"),
-                        "value": t.value if t.state == TrialState.COMPLETE else None,
-                        "status": status,
-                    }
-                )
+                if t.status is not None and t.status is not Status.FAILED:
+                    searches.append(_search(where, t, t.status).row())
             continue
         if study_id is None or not trials:
             # Not queued yet (a later phase, or not started).
             pending[unit.cell.recipe.name] += len(plan.slots(unit))
             continue
-        for slot, t in sorted(latest.items()):
-            status = _status(t)
-            if status is None:
+        for _, t in sorted(latest.items()):
+            if t.status is None:
                 pending[unit.cell.recipe.name] += 1
-                continue
-            classes = int(t.user_attrs.get("classes") or default_classes or 0) or None
-            chance = 1.0 / classes if classes else None
-            record = {
-                **_unit_fields(plan, unit),
-                "slot": slot,
-                "seed": int(t.user_attrs["seed"]),
-                "status": status,
-                "classes": classes,
-                "chance": chance,
-                "reason": t.user_attrs.get("fail_reason", ""),
-                "hparams": t.user_attrs.get("hparams"),
-                "source_pair": t.user_attrs.get("source_pair"),
-                "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
-                "divergence_step": t.user_attrs.get("divergence.step"),
-                "divergence_grad_norm": t.user_attrs.get("divergence.last_finite_grad_norm"),
-                **{k: v for k, v in t.user_attrs.items() if k.startswith(METRIC_PREFIXES)},
-            }
-            if status != "complete":
-                record["test/top1"] = chance
-            evaluations.append(record)
+            else:
+                evaluations.append(_evaluation(where, unit, t, default_classes))
     evaluations += _shared_copies(plan, evaluations)
-    return Results(evaluations, searches, sum(pending.values()), study_summary(plan), dict(pending))
+    rows = [e.row() for e in evaluations]
+    return Results(rows, searches, sum(pending.values()), study_summary(plan), dict(pending))
 
 
-def _shared_copies(plan: Plan, evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _shared_copies(plan: Plan, evaluations: list[Evaluation]) -> list[Evaluation]:
     """A teacher-free method's runs, repeated for the pair's other noise settings, with the
     teacher metrics of the cell they stand in."""
     teacher_metrics: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
     for r in evaluations:
-        metrics = {k: v for k, v in r.items() if k.startswith("teacher/")}
+        metrics = {k: v for k, v in r.metrics.items() if k.startswith("teacher/")}
         if metrics:
-            teacher_metrics[(r["pair"], r["noise"])].update(metrics)
+            teacher_metrics[(r.pair, r.noise)].update(metrics)
     copies = []
     for method in plan.methods:
         if method.uses_teacher:
@@ -190,18 +190,22 @@ def _shared_copies(plan: Plan, evaluations: list[dict[str, Any]]) -> list[dict[s
                 continue
             home = plan.home_cell(cell)
             for r in evaluations:
-                if (r["method"], r["pair"], r["noise"], r["recipe"]) == (
+                if (r.method, r.pair, r.noise, r.recipe) == (
                     method.name,
                     home.pair.label,
                     home.noise.label,
                     home.recipe.name,
                 ):
-                    copy = {k: v for k, v in r.items() if not k.startswith("teacher/")}
-                    copy.update(teacher_metrics.get((cell.pair.label, cell.noise.label), {}))
-                    copy.update(
-                        noise=cell.noise.label,
-                        **{"noise.kind": cell.noise.kind, "noise.level": cell.noise.level},
-                        shared_from=home.label,
+                    metrics = {k: v for k, v in r.metrics.items() if not k.startswith("teacher/")}
+                    metrics.update(teacher_metrics.get((cell.pair.label, cell.noise.label), {}))
+                    copies.append(
+                        replace(
+                            r,
+                            noise=cell.noise.label,
+                            noise_kind=cell.noise.kind,
+                            noise_level=cell.noise.level,
+                            shared_from=home.label,
+                            metrics=metrics,
+                        )
                     )
-                    copies.append(copy)
     return copies

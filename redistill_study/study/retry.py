@@ -33,24 +33,12 @@ from functools import partial
 from typing import Any
 
 import optuna
+import sqlalchemy as sa
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from .attrs import of_the_slot
 from .waiting import change_once, patiently
-
-# Attributes of one attempt, not of the slot: a copy starts without them (nor any metric,
-# whose names have a slash).
-_ATTEMPT_KEYS = {"fail_reason", "worker", "mlflow_run_id", "status", "engine", "seconds", "chance"}
-
-
-def _of_the_slot(key: str) -> bool:
-    return key not in _ATTEMPT_KEYS and "/" not in key and not key.startswith("divergence.")
-
-
-def _sqlalchemy() -> Any:
-    import sqlalchemy
-
-    return sqlalchemy
 
 
 def _engine(storage: BaseStorage) -> Any:
@@ -58,7 +46,6 @@ def _engine(storage: BaseStorage) -> Any:
 
 
 def _db_now(conn: Any) -> dt.datetime:
-    sa = _sqlalchemy()
     now = conn.execute(sa.select(sa.func.now())).scalar()
     return now.replace(tzinfo=None)  # as Optuna compares heartbeats
 
@@ -92,7 +79,6 @@ def lease_stale(
     engine = _engine(storage)
     if engine is None:  # not relational: no atomic lease to take
         return []
-    sa = _sqlalchemy()
     stamp = sa.DateTime
 
     def stale() -> tuple[dt.datetime, list[Any]]:
@@ -155,7 +141,6 @@ def _transition(storage: BaseStorage, sql: str, trial_id: int, mark: str | None 
             return storage.set_trial_state_values(trial_id, TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             return False
-    sa = _sqlalchemy()
 
     def then(conn: Any) -> None:
         if mark:
@@ -202,7 +187,7 @@ def retry_trial(
             "failed_trial": frozen.number,
             "retry_history": [*history, frozen.number] if counts else history,
         }
-        user_attrs = {k: v for k, v in frozen.user_attrs.items() if _of_the_slot(k)}
+        user_attrs = {k: v for k, v in frozen.user_attrs.items() if of_the_slot(k)}
         study.add_trial(
             optuna.trial.create_trial(
                 state=TrialState.WAITING, user_attrs=user_attrs, system_attrs=system_attrs

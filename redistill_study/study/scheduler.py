@@ -3,11 +3,9 @@ depends on have finished, with the setting those searches chose (validation numb
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from optuna.trial import TrialState
 
+from .attrs import Choice, TrialRecord
 from .phases import Phase
 from .plan import Plan, Unit
 from .queue import TrialQueue
@@ -25,12 +23,11 @@ class PhaseScheduler:
         """Completed search trials as (full hyper-parameters, validation top-1); a diverged
         trial is complete at chance, so a setting that blows up is never preferred."""
         out = []
-        for t in self.queue.trials(unit, (TrialState.COMPLETE,)):
-            hparams = t.user_attrs.get("hparams") or {**unit.method.hparams(), **t.params}
-            out.append((dict(hparams), float(t.value)))
+        for t in map(TrialRecord.from_trial, self.queue.trials(unit, (TrialState.COMPLETE,))):
+            out.append((t.hparams or {**unit.method.hparams(), **t.params}, float(t.value or 0)))
         return out
 
-    def choice(self, unit: Unit) -> dict[str, Any] | str | None:
+    def choice(self, unit: Unit) -> Choice | str | None:
         """The setting a dependent unit evaluates; None while its searches run; SKIP when they
         ended without a completed trial."""
         searches: dict[str, list[Trial]] = {}
@@ -44,27 +41,20 @@ class PhaseScheduler:
             done = self.queue.trials(source, (TrialState.COMPLETE,))
             if not done:
                 return SKIP
-            best = max(done, key=lambda t: (t.value, -t.number))
-            setting = best.user_attrs.get("hparams") or {**unit.method.hparams(), **best.params}
-            detail: dict[str, Any] = {
-                "source_pair": unit.cell.pair.label,
-                "source_trial": best.number,
-                "source_val_top1": best.value,
-            }
-        else:
-            space = unit.method.cls.search_space
-            chosen = transferred_setting(
-                {
-                    p: [({k: h[k] for k in space}, v) for h, v in trials]
-                    for p, trials in searches.items()
-                },
-                space,
-            )
-            if chosen is None:
-                return SKIP
-            setting = {**unit.method.hparams(), **chosen}
-            detail = {"source_pair": ",".join(sorted(searches))}
-        return {"hparams": json.dumps(setting, sort_keys=True), **detail}
+            best = TrialRecord.from_trial(max(done, key=lambda t: (t.value, -t.number)))
+            setting = best.hparams or {**unit.method.hparams(), **best.params}
+            return Choice(setting, unit.cell.pair.label, best.number, best.value)
+        space = unit.method.cls.search_space
+        chosen = transferred_setting(
+            {
+                p: [({k: h[k] for k in space}, v) for h, v in trials]
+                for p, trials in searches.items()
+            },
+            space,
+        )
+        if chosen is None:
+            return SKIP
+        return Choice({**unit.method.hparams(), **chosen}, ",".join(sorted(searches)))
 
     def advance(self) -> bool:
         """Queue every dependent unit whose searches are done; True when the whole study is
@@ -85,6 +75,6 @@ class PhaseScheduler:
             choice = self.choice(unit)
             if choice == SKIP:
                 self._skipped.add(unit.name)
-            elif isinstance(choice, dict):
-                self.queue.plan_unit(unit, extra=choice)  # absent from states: not finished
+            elif isinstance(choice, Choice):
+                self.queue.plan_unit(unit, choice)  # absent from states: not finished
         return all(finished(u) or u.name in self._skipped for u in self.plan.all_units())

@@ -45,7 +45,7 @@ def _coordinates(setting: Setting, space: Mapping[str, SearchDimension]) -> list
             out += [float(value == c) for c in dim.choices]
             continue
         low, high = float(dim.low), float(dim.high)
-        x = float(value)
+        x = float(setting[name])
         if dim.log:
             low, high, x = math.log(low), math.log(high), math.log(x)
         out.append((x - low) / (high - low) if high > low else 0.0)
