@@ -29,6 +29,10 @@ HEARTBEAT_TAG = "redistill.heartbeat"
 WORKER_TAG = "redistill.worker"
 
 
+class Interrupted(Exception):
+    """SIGINT/SIGTERM arrived: in-flight trials were re-queued and their runs closed."""
+
+
 class Heartbeat:
     """Records a heartbeat for each trial of a cohort while it trains."""
 

@@ -1,0 +1,190 @@
+"""``design``: the power calculator. The study's design through the verdict's own rule, by
+simulation, in an assumed world or one estimated from a finished study."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UserError
+from ._common import Command, study_parent, study_path
+from ._types import at_least, fraction, non_negative_float
+
+if TYPE_CHECKING:
+    from ..analysis.design import Design, World
+    from ..analysis.rule import Thresholds
+    from ..config import StudyConfig
+    from ..study import Plan
+
+# The spreads of the world, each a fraction: --flag, what it is.
+_SPREADS = (
+    ("--seed-sd", "run-to-run sd of test top-1"),
+    ("--pair-sd", "between-pair sd of the regret and deficit"),
+    ("--teacher-sd", "sd of a teacher's effect on them"),
+    ("--student-sd", "sd of a student's effect on them"),
+    ("--failure-size", "how much worse a failing pair is ('inf': it diverges)"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for flag, what in _SPREADS:
+        parser.add_argument(flag, type=non_negative_float, help=f"{what} (a fraction)")
+    parser.add_argument(
+        "--failure-share", type=fraction, help="share of pairs that fail (π), for the world"
+    )
+    parser.add_argument(
+        "--correlation", type=fraction, help="correlation of a pair's regret and deficit"
+    )
+    parser.add_argument("--from-output", help="estimate the world from a finished study")
+    parser.add_argument("--storage", help="that study's Optuna storage URL, if not SQLite")
+    parser.add_argument(
+        "--sims", type=at_least(10), default=2000, help="simulated studies per figure"
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis.design import power_report
+    from ..config import load_study
+    from ..study import build_plan
+
+    path = study_path(args.study)
+    config = load_study(path, check_files=False)
+    plan = build_plan(config)
+    thresholds = _thresholds(config, plan)
+    design = _design(config, plan, thresholds)
+    world, source = _world(args, plan, thresholds)
+    report = power_report(design, world, sims=args.sims)
+    if args.json:
+        print(json.dumps({**report, "spreads": source}, sort_keys=True, default=str))
+        return 0
+    shown = args.study or f"{path.name} (embedded)"
+    print(_figures_text(shown, design, plan, world, source, report))
+    return 0
+
+
+def _thresholds(config: StudyConfig, plan: Plan) -> Thresholds:
+    from ..analysis.verdict import thresholds_for
+
+    v = config.verdict
+    return thresholds_for(
+        plan.margin, v.alpha, plan.failure_margin, v.min_pairs, v.min_students, v.min_teachers
+    )
+
+
+def _design(config: StudyConfig, plan: Plan, thresholds: Thresholds) -> Design:
+    """Who is in each pair (as indices), the noise settings, the seeds, the question."""
+    from ..analysis.design import Design
+    from ..analysis.evidence import Layout
+
+    layout = Layout(
+        tuple(p.label for p in config.pairs),
+        tuple(plan.teacher_label(p) for p in config.pairs),
+        tuple(plan.student_label(p) for p in config.pairs),
+    )
+    teacher_of, student_of = layout.indices()
+    return Design(
+        tuple(int(t) for t in teacher_of),
+        tuple(int(s) for s in student_of),
+        tuple(plan.noise_labels),
+        len(plan.seeds),
+        thresholds,
+    )
+
+
+def _world(args: argparse.Namespace, plan: Plan, thresholds: Thresholds) -> tuple[World, str]:
+    """The world the studies are simulated in and where its spreads come from: estimated from
+    ``--from-output`` or assumed from the margin, then any spread given on the command line."""
+    from ..analysis.design import World, from_mapping
+
+    if args.from_output:
+        output = Path(args.from_output)
+        world, source = _estimated_world(args, output, plan, thresholds), f"estimated from {output}"
+    else:
+        world = World(
+            seed_sd=plan.margin,
+            pair_sd=plan.margin / 2,
+            failure_size=2 * thresholds.failure_margin,
+        )
+        source = "assumed"
+    given = {
+        "seed_sd": args.seed_sd,
+        "pair_sd": args.pair_sd,
+        "teacher_sd": args.teacher_sd,
+        "student_sd": args.student_sd,
+        "failure_share": args.failure_share,
+        "failure_size": args.failure_size,
+        "quantity_correlation": args.correlation,
+    }
+    return from_mapping(given, world), source
+
+
+def _estimated_world(
+    args: argparse.Namespace, output: Path, plan: Plan, thresholds: Thresholds
+) -> World:
+    """The world a finished study shows, from its primary recipe's evaluation runs (each
+    recipe is decided alone)."""
+    from ..analysis.design import estimate_world
+    from ..analysis.verdict import Arms, Declared, estimate
+    from ..study import read_results
+    from ..study.storage import open_storage_readonly, sqlite_url
+
+    if not (output / "optuna.db").is_file() and not args.storage:
+        raise UserError(f"{output}: no study results here (no optuna.db)")
+    storage = open_storage_readonly(args.storage or sqlite_url(output / "optuna.db"))
+    results = read_results(storage, plan)
+    study = results.study
+    evidence, result = estimate(
+        [r for r in results.evaluations if r["recipe"] == plan.primary_recipe],
+        thresholds,
+        Arms(plan.arms.fixed[:1], plan.arms.searched, plan.arms.reference),
+        Declared(plan.seeds, plan.noise_labels, study["teachers"], study["students"]),
+    )
+    found = estimate_world(evidence, result, len(plan.seeds)) if plan.arms.fixed else None
+    if found is None:
+        raise UserError(f"{output}: not enough finished evaluation runs to estimate spreads")
+    return found
+
+
+def _figures_text(
+    shown: str, design: Design, plan: Plan, world: World, source: str, report: dict[str, Any]
+) -> str:
+    from ..analysis.design import world_text
+
+    th, grid = design.thresholds, report["grid_for_80"]
+    return (
+        f"{shown}: {design.pairs} pairs ({design.teachers} teachers × {design.students} "
+        f"students), {len(plan.noise_labels)} noise setting(s), {len(plan.seeds)} seeds, "
+        f"δ = {100 * th.margin:.2f} points, δ_f = {100 * th.failure_margin:.2f} points, "
+        f"α = {th.alpha:g}; holds needs ≥ {th.min_pairs} pairs, ≥ {th.min_students} students, "
+        f"≥ {th.min_teachers} teachers\n"
+        f"world ({source}): {world_text(world)}\n"
+        f"P(holds) when the claim is exactly true: {report['power']:.3f}\n"
+        f"P(holds) with the mean regret at the margin (size, ≤ α): {report['size']:.3f}\n"
+        f"P(does not hold) when {_failing(report['failing_at_eighth'], design.pairs)} "
+        f"(π = 1/8): {report['fails_at_eighth']:.3f}\n"
+        f"P(does not hold) when {_failing(report['failing_at_half'], design.pairs)} "
+        f"(π = 1/2): {report['fails_at_half']:.3f}\n"
+        "for 80 % power when the claim is true: "
+        + (
+            f"{grid[0]} teachers × {grid[1]} students ({grid[0] * grid[1]} pairs)"
+            if grid
+            else "more than 32 teachers × 32 students"
+        )
+        + f"\n({report['sims']} simulated studies per figure, through the verdict's own rule)"
+    )
+
+
+def _failing(failing: int, pairs: int) -> str:
+    return f"{failing} of {pairs} pairs {'fails' if failing == 1 else 'fail'}"
+
+
+COMMAND = Command(
+    "design",
+    "power calculator: the study's design through the verdict's rule, by simulation",
+    add_arguments,
+    run,
+    parents=(study_parent,),
+)
