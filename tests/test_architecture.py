@@ -100,3 +100,43 @@ def test_every_config_key_has_a_meaning() -> None:
     assert rows and all(not line.rstrip().endswith("|  |") for line in rows), [
         line for line in rows if line.rstrip().endswith("|  |")
     ]
+
+
+# Where an import inside a function is deliberate; docs/architecture.md names each place.
+LAZY_IMPORTS = {
+    "cli": "each command imports what it runs, so --help and a bad argument answer at once",
+    "bench": "dispatches to one benchmark; psycopg2 only for the PostgreSQL one",
+    "models/registry.py": "the zoo modules, timm and torchvision on first use",
+    "tracking": "MLflow on first use: validate, design and --help never pay for it",
+    "losses/fused.py": "the method base class, which imports this module",
+}
+
+
+def _lazy_import_places() -> set[str]:
+    places = set()
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if any(isinstance(n, ast.Import | ast.ImportFrom) for n in ast.walk(fn)):
+                top = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+                places.add(top if top in LAZY_IMPORTS else rel.as_posix())
+    return places
+
+
+def test_imports_inside_functions_are_only_where_the_architecture_says() -> None:
+    assert _lazy_import_places() <= set(LAZY_IMPORTS), _lazy_import_places() - set(LAZY_IMPORTS)
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    assert all(f"`{place}`" in doc for place in LAZY_IMPORTS), [
+        p for p in LAZY_IMPORTS if f"`{p}`" not in doc
+    ]
+
+
+def test_no_package_module_is_over_three_hundred_lines() -> None:
+    long = {
+        path.relative_to(PACKAGE).as_posix(): n
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > 300
+    }
+    assert not long, long

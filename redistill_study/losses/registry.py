@@ -10,6 +10,7 @@ A package adds methods without touching this project by declaring, in its pyproj
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 from importlib.metadata import entry_points
 from typing import Any
@@ -59,7 +60,6 @@ def _load() -> None:
 
 def list_methods(pattern: str | None = None) -> list[str]:
     """Registered method names, sorted; ``pattern`` is a shell-style filter (``"*kd*"``)."""
-    import fnmatch
 
     _load()
     names = sorted(_METHODS)

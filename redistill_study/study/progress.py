@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tqdm import tqdm
+
 
 class Progress:
     def __init__(
@@ -13,8 +15,6 @@ class Progress:
         self.quiet, self.echo = quiet, echo
         self._bar: Any = None
         if not quiet:
-            from tqdm import tqdm
-
             self._bar = tqdm(
                 total=total,
                 initial=done,

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
@@ -80,7 +81,6 @@ def claim_trial(storage: BaseStorage, trial_id: int) -> bool:
             return storage.set_trial_state_values(trial_id, TrialState.RUNNING)
         except UpdateFinishedTrialError:
             return False
-    import sqlalchemy
 
     def first_heartbeat(conn: Any) -> None:
         params = {"trial_id": trial_id}
@@ -102,8 +102,6 @@ def change_once(
     ``stamped`` to ``:now``), and ``then(connection)`` in the same transaction when it changed
     the row; True for exactly one caller — also when the answer to its commit was lost and the
     retry finds the row in ``state`` with its own ``:now``."""
-    import sqlalchemy
-
     engine = storage.engine  # type: ignore[attr-defined]
     stamp = sqlalchemy.DateTime
     statement = sqlalchemy.text(sql).bindparams(sqlalchemy.bindparam("now", type_=stamp))
@@ -133,7 +131,6 @@ def _select(storage: BaseStorage, sql: str, prefix: str) -> list | None:
     engine = getattr(storage, "engine", None)
     if engine is None or not ONE_QUERY:
         return None
-    import sqlalchemy
 
     def select() -> list:
         with engine.connect() as conn:
@@ -241,8 +238,6 @@ def claim_planning(storage: BaseStorage, study_id: int, stale_after: float) -> b
     engine = getattr(storage, "engine", None)
     if engine is None or not ONE_QUERY:
         return True  # one process (or Optuna's API only): nobody to race
-    import sqlalchemy
-
     now = f"{time.time():.3f}"
     params = {"study_id": study_id, "key": _PLANNING_KEY, "stamp": json.dumps(now)}
 

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from typing import Any
 
+import torch
+
 
 def worker_environments(n: int, device_override: str | None) -> list[dict[str, str]]:
     base = dict(os.environ)
@@ -21,8 +23,6 @@ def worker_environments(n: int, device_override: str | None) -> list[dict[str, s
             threads = str(max(1, (os.cpu_count() or 1) // n))
             return [{"OMP_NUM_THREADS": threads, **base} for _ in range(n)]
         return [dict(base) for _ in range(n)]
-    import torch
-
     if not torch.cuda.is_available():
         # CPU workers share the cores: without a cap each would start one thread per core.
         threads = str(max(1, (os.cpu_count() or 1) // n))
