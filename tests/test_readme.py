@@ -83,3 +83,20 @@ def test_a_rerun_with_another_thread_count_is_within_the_tolerances(tmp_path: Pa
     written, design_written, measured = _written()
     produced, design = _rerun(tmp_path, "1" if measured.group(3) != "1" else "2")
     _within_tolerances(produced, design, written, design_written)
+
+
+def test_the_readme_decision_example_runs_on_records_the_results_seam_builds() -> None:
+    import numpy as np
+    from helpers import study_records
+
+    readme = (REPO / "README.md").read_text()
+    (example,) = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", readme, re.S)
+        if "decide(evaluations" in block
+    ]
+    evaluations = study_records(np.random.default_rng(0), teachers=4, students=4, pairs=12)
+    names: dict = {"evaluations": evaluations}
+    exec(compile(example, "README.md", "exec"), names)
+    assert names["d"].outcome in ("holds", "does not hold", "inconclusive")
+    assert "redistill" in names["d"].arms
