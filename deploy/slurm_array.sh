@@ -11,7 +11,7 @@
 # shared stores), OUT (a shared folder: teacher cache and summary), STUDY (the config). The
 # #SBATCH lines below are defaults; options on sbatch's command line win, e.g. on a cluster
 # without GPUs:  sbatch --array=0-1 --gres=none --cpus-per-task=2 deploy/slurm_array.sh
-# tests/test_cluster.py submits this very file to a one-node Slurm cluster.
+# tests/study/test_cluster.py submits this very file to a one-node Slurm cluster.
 #
 #SBATCH --job-name=redistill
 #SBATCH --gres=gpu:1

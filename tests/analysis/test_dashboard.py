@@ -10,12 +10,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from helpers import CHROMIUM_FLAGS
+from helpers import CHROMIUM_FLAGS, REPO
 
 from redistill_study.analysis.report import render_dashboard
 from redistill_study.analysis.summary import build_report, markdown_summary
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = CHROMIUM_FLAGS
 
