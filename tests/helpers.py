@@ -197,7 +197,7 @@ def finish_trial(c: Any, value: float, status: Any = None) -> None:
 
 
 def claim_all(queue: Any, unit: Any) -> list[Any]:
-    """Every waiting trial of ``unit``, claimed by one worker."""
+    """Claim every waiting trial (a cohort spans units) for one worker; those of ``unit``."""
     out: list[Any] = []
     while batch := [c for c in queue.claim_cohort(64, "w") if c.unit.name == unit.name]:
         out += batch

@@ -36,5 +36,5 @@ def test_results_read_the_latest_attempt_per_slot_and_count_what_is_pending(
     assert rows[("kd", plan.seeds[0])]["test/top1"] == pytest.approx(0.87)
     assert rows[("kd", plan.seeds[1])]["status"] == "diverged"
     assert rows[("kd", plan.seeds[1])]["test/top1"] == pytest.approx(0.1)  # at chance
-    assert results.pending == len(plan.seeds)  # redistill's slots are queued, not run
+    assert results.pending == len(plan.seeds)  # redistill's slots are claimed, not finished
     assert {t.state for t in queue.trials(kd)} == {TrialState.COMPLETE, TrialState.FAIL}
