@@ -67,7 +67,7 @@ def train_claimed(
         if member.outcome is Outcome.DIVERGED:
             last = member.history[-1] if member.history else None
             recorder.diverged(c, member.reason, last, member.epochs_done, member.divergence)
-        elif member.outcome is Outcome.STOPPED:
+        elif member.outcome is Outcome.PRUNED:
             recorder.pruned(c, member.epochs_done)
         else:
             metrics = {"val/top1": member.history[-1]["val/top1"]}

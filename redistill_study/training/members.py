@@ -30,7 +30,7 @@ class Outcome(str, Enum):
     RUNNING = "running"
     COMPLETE = "complete"
     DIVERGED = "diverged"  # non-finite losses or weights
-    STOPPED = "stopped"  # by the epoch callback (e.g. pruned)
+    PRUNED = "pruned"  # stopped by the epoch callback (the pruner): recorded as pruned
 
     def __str__(self) -> str:
         return self.value
@@ -49,7 +49,7 @@ class Member:
     forward: nn.Module | None = None  # the compiled model, if any
     teacher: TeacherFn | None = None  # this member's own teacher (else the cohort's)
     active: bool = True
-    outcome: Outcome = Outcome.RUNNING  # running → complete | stopped | diverged
+    outcome: Outcome = Outcome.RUNNING  # running → complete | pruned | diverged
     reason: str = ""
     epochs_done: int = 0
     history: list[dict[str, float]] = field(default_factory=list)

@@ -104,7 +104,7 @@ def train_cohort(
                 m.history[-1]["val/top1"] = accuracy
         for m in finite:
             if on_epoch_end is not None and not on_epoch_end(m, epoch, m.history[-1]):
-                m.active, m.outcome = False, Outcome.STOPPED
+                m.active, m.outcome = False, Outcome.PRUNED
     engine.finish(members)
     for m in members:
         if m.active:

@@ -89,7 +89,7 @@ def test_stopping_one_member_leaves_the_others_running(bundle, runtime) -> None:
         teacher=lambda idx, x, y: table[idx],
         on_epoch_end=on_epoch_end,
     )
-    assert [m.outcome for m in members] == ["complete", "stopped", "complete"]
+    assert [m.outcome for m in members] == ["complete", "pruned", "complete"]
     assert (1, 1) not in seen and (0, 1) in seen and (2, 1) in seen
 
 

@@ -194,7 +194,7 @@ def test_a_member_that_leaves_disturbs_no_other(runtime, model) -> None:
 
     kd, ckd, rd = create_method("kd"), create_method("ckd"), create_method("redistill")
     departures = run([kd, ckd, rd, _Explodes()], prune=True)
-    assert [m.outcome for m in departures] == ["complete", "stopped", "complete", "diverged"]
+    assert [m.outcome for m in departures] == ["complete", "pruned", "complete", "diverged"]
     control = run([kd, ckd, rd, create_method("lr")], prune=False)
     alone = run([kd], prune=False)
     for a, b in [
