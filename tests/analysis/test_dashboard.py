@@ -14,6 +14,7 @@ from helpers import CHROMIUM_FLAGS, REPO
 
 from redistill_study.analysis.report import render_dashboard
 from redistill_study.analysis.summary import build_report, markdown_summary
+from redistill_study.study import Evaluation, Phase, Status
 
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -38,21 +39,22 @@ def _results() -> SimpleNamespace:
                 ):
                     diverged = pair == "D" and method == "redistill" and seed == 2
                     evaluations.append(
-                        {
-                            "pair": pair,
-                            "teacher": f"t-{pair}",
-                            "noise": noise,
-                            "noise.kind": kind,
-                            "noise.level": level,
-                            "method": method,
-                            "phase": phase,
-                            "seed": seed,
-                            "status": "diverged" if diverged else "complete",
-                            "reason": "epoch 1: non-finite loss" if diverged else "",
-                            "classes": 10,
-                            "test/top1": 0.1 if diverged else base - drop + delta + 0.003 * seed,
-                            "teacher/noisy_top1": 0.9 - drop,
-                        }
+                        Evaluation(
+                            pair=pair,
+                            teacher=f"t-{pair}",
+                            student=pair,  # each pair its own student
+                            noise=noise,
+                            noise_kind=kind,
+                            noise_level=level,
+                            method=method,
+                            phase=Phase(phase),
+                            seed=seed,
+                            status=Status.DIVERGED if diverged else Status.COMPLETE,
+                            reason="epoch 1: non-finite loss" if diverged else "",
+                            classes=10,
+                            test_top1=base - drop + delta + 0.003 * seed,
+                            metrics={"teacher/noisy_top1": 0.9 - drop},
+                        ).row()
                     )
             for lam in (-1.5, -0.5, 0.3, 0.9, 1.3):
                 searches.append(
