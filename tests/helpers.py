@@ -161,6 +161,8 @@ def study_records(
                             teacher=f"t{t}",
                             student=f"s{st}",
                             noise=noise,
+                            noise_kind="none" if noise == "none" else "confident_wrong",
+                            noise_level=0.0 if noise == "none" else 0.3,
                             method=arm,
                             phase=Phase.FINAL if arm == "redistill_tuned" else Phase.SEEDS,
                             seed=s,

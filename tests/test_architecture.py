@@ -140,3 +140,17 @@ def test_no_package_module_is_over_three_hundred_lines() -> None:
         if (n := len(path.read_text().splitlines())) > 300
     }
     assert not long, long
+
+
+def test_the_analysis_reads_records_without_the_runner_or_torch() -> None:
+    """Reading a study's records needs neither the trainer nor Optuna (the report and the
+    README's decide() example stay light)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, redistill_study.analysis.verdict, redistill_study.analysis.summary; "
+        "print(sorted(m for m in ('torch', 'optuna', 'mlflow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -5,8 +5,8 @@
   for a comparator the seed is left out of that pair's comparison. Tables show it at chance
   (1 / classes), for reading only.
 - ``failed``: the run crashed. That is missing data, not an outcome: the runner retries it, and
-  while it is missing its cell is incomplete. Any other status (a run stopped or pruned before
-  its end) is read the same way.
+  while it is missing its cell is incomplete. Any other status (a run pruned before its end)
+  is read the same way.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def status_of(record: Mapping[str, Any]) -> Status:
         return Status.COMPLETE
     if status == Status.DIVERGED:
         return Status.DIVERGED
-    return Status.FAILED  # pruned, stopped or unknown: no outcome, so missing data
+    return Status.FAILED  # pruned or unknown: no outcome, so missing data
 
 
 def chance_of(record: Mapping[str, Any]) -> float:

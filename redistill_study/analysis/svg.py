@@ -1,5 +1,5 @@
 """Small, dependency-free SVG charts for the self-contained dashboard (no network to view): a
-line chart, a scatter chart and a heat map, with the pieces every chart shares (ticks, axes, a
+line chart and a scatter chart, with the pieces every chart shares (ticks, axes, a
 legend); the verdict's forest plot is :mod:`~redistill_study.analysis.forest_svg`'s."""
 
 from __future__ import annotations
@@ -155,53 +155,3 @@ def scatter_chart(
             for x, y in ordered
         ]
     return _svg(view, body + _legend(list(groups)))
-
-
-def heatmap(
-    view: str,
-    title: str,
-    rows: Sequence[str],
-    cols: Sequence[str],
-    values: Mapping[tuple[str, str], float],
-    unit: str = "points",
-) -> str:
-    cell_w = max(60, (W - 170) // max(len(cols), 1))
-    cell_h = 26
-    height = 60 + cell_h * len(rows)
-    width = 170 + cell_w * len(cols)
-    extent = max((abs(v) for v in values.values()), default=1.0) or 1.0
-    body = [f'<text x="8" y="16" class="title">{esc(title)}</text>']
-    for j, col in enumerate(cols):
-        body.append(
-            f'<text x="{170 + j * cell_w + cell_w / 2}" y="44" class="tick" '
-            f'text-anchor="middle">{esc(col)}</text>'
-        )
-    for i, row in enumerate(rows):
-        y = 52 + i * cell_h
-        body.append(f'<text x="162" y="{y + 17}" class="tick" text-anchor="end">{esc(row)}</text>')
-        for j, col in enumerate(cols):
-            v = values.get((row, col))
-            x = 170 + j * cell_w
-            if v is None:
-                fill, text = "#eeeeee", "—"
-            else:
-                a = min(abs(v) / extent, 1.0)
-                fill = (
-                    f"rgba(214,39,40,{0.15 + 0.7 * a:.2f})"
-                    if v > 0
-                    else f"rgba(31,119,180,{0.15 + 0.7 * a:.2f})"
-                )
-                text = f"{100 * v:+.2f}"
-            body.append(
-                f'<rect x="{x}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" fill="{fill}"/>'
-            )
-            body.append(
-                f'<text x="{x + cell_w / 2}" y="{y + 17}" class="tick" '
-                f'text-anchor="middle">{text}</text>'
-            )
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" data-figure="{esc(view)}" role="img">'
-        + "".join(body)
-        + f"<desc>regret in {unit}</desc></svg>"
-    )

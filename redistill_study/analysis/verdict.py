@@ -17,7 +17,7 @@ refutes the claim however well the other pairs do; the mean over pairs is bounde
 
 The question is declared before the data, in three small records: the
 :class:`~redistill_study.analysis.rule.Thresholds` (δ, δ_f, α and the smallest study that may
-hold, see :func:`thresholds_for`), the arms' roles (:class:`~redistill_study.study.plan.Arms`,
+hold, see :func:`thresholds_for`), the arms' roles (:class:`~redistill_study.study.arms.Arms`,
 by default :data:`DEFAULT_ARMS`) and the :class:`Declared` design (by default
 :data:`AS_RECORDED`).
 

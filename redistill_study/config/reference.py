@@ -19,7 +19,8 @@ from .schema import StudyConfig
 
 HEADER = """# Configuration reference
 
-Every key of a study config, generated from the schema (`redistill_study/config/schema.py`) by
+Every key of a study config, generated from the schema (`redistill_study/config/schema.py`, with
+`recipes.py` and `verdict.py` beside it) by
 `python -m redistill_study.config.reference`; `make docs` rewrites this file and a test fails
 when it is out of date. Unknown keys are errors, with a "did you mean". Paths are relative to
 the config file. `[]` marks a list of such mappings.

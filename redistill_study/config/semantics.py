@@ -107,7 +107,7 @@ def check_semantics(
                     raise located.error(("pairs", i, "teacher", "checkpoint"), str(exc)) from None
     for i, method in enumerate(config.methods):
         try:
-            cls = get_method(method.method or method.name)
+            cls = get_method(method.registered)
         except KeyError as exc:
             field = "method" if method.method else "name"
             raise located.error(("methods", i, field), str(exc.args[0])) from None
@@ -233,7 +233,7 @@ def _check_verdict(config: StudyConfig, located: Located) -> None:
                 ("verdict", "searched"), _unknown(v.searched, list(methods), "method")
             )
         m = methods[v.searched]
-        if not tuned(v.searched) or "lam" not in get_method(m.method or m.name).search_space:
+        if not tuned(v.searched) or "lam" not in get_method(m.registered).search_space:
             raise located.error(
                 ("verdict", "searched"),
                 f"{v.searched!r} does not search λ; the searched arm needs tune: true and λ in "

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..config import StudyConfig
-
 if TYPE_CHECKING:
+    from ..config import StudyConfig
     from .plan import MethodPlan
 
 DEFAULT_FIXED = ("redistill", "redistill_student_first")

@@ -7,10 +7,13 @@ A trial's user attributes come in three groups, each a frozen record:
 - :class:`Attempt`, written by the worker that starts it: its MLflow run, the full
   hyper-parameters it trains, the teacher and the number of classes;
 - :class:`Ending`, written when it ends: the :class:`~.phases.Status`, engine, worker and time,
-  why it failed or diverged (``divergence.*``) and its metrics (names with a slash).
+  why it diverged (``divergence.*``) and its metrics (names with a slash). A trial that
+  crashed or was interrupted is failed by :mod:`.retry`, which notes ``fail_reason``.
 
-:class:`TrialRecord` reads all three back from a stored trial. A retried trial keeps its
-slot and nothing of the attempt (:func:`of_the_slot`).
+:class:`TrialRecord` reads all three back from a stored trial. A retry keeps the slot and the
+setting it trains (``hparams``, with the teacher and the class count) and none of the attempt's
+outcome (:func:`of_the_slot`). The claim's ``worker`` and the slot's ``seed`` are also read by
+name in :mod:`.waiting`'s SQL, which must stay one query.
 
 >>> slot = Slot(slot=0, seed=3, phase=Phase.FINAL, cell="c", recipe="plain", method="m")
 >>> chosen = slot.chosen(Choice({"lam": 0.5}, source_pair="p", source_trial=4))
@@ -188,7 +191,7 @@ class TrialRecord:
             number=t.number,
             state=t.state,
             value=t.value,
-            slot=Slot.from_user_attrs(attrs) if "slot" in attrs and "phase" in attrs else None,
+            slot=_slot_of(attrs),
             status=status_of_trial(t),
             hparams=decode_setting(attrs.get("hparams")),
             params=dict(t.params),
@@ -207,10 +210,23 @@ class TrialRecord:
         )
 
 
+def _slot_of(attrs: Mapping[str, Any]) -> Slot | None:
+    """The runner's slot; None for a trial it did not queue (no slot, or a foreign phase)."""
+    if "slot" not in attrs or attrs.get("phase") not in _PHASES:
+        return None
+    return Slot.from_user_attrs(attrs)
+
+
+_PHASES = frozenset(p.value for p in Phase)
+_KNOWN = frozenset(s.value for s in Status)
+
+
 def status_of_trial(t: FrozenTrial) -> Status | None:
     """A finished trial's status; None while it waits or runs."""
     if t.state == TrialState.COMPLETE:
-        return Status(t.user_attrs.get("status", Status.COMPLETE.value))
+        written = t.user_attrs.get("status", Status.COMPLETE.value)
+        # A status this version does not know (a trial added by hand) is missing data.
+        return Status(written) if written in _KNOWN else Status.FAILED
     if t.state == TrialState.FAIL:
         return Status.FAILED
     if t.state == TrialState.PRUNED:

@@ -40,7 +40,7 @@ class Status(str, Enum):
 
     COMPLETE = "complete"  # trained and scored
     DIVERGED = "diverged"  # its numbers blew up: scored at chance
-    PRUNED = "pruned"  # stopped before its end (an interrupted worker, a pruner)
+    PRUNED = "pruned"  # stopped by the pruner before its end
     FAILED = "failed"  # crashed: missing data, retried
 
     def __str__(self) -> str:

@@ -116,9 +116,10 @@ class _Where:
         )
 
 
-def _search(where: _Where, t: TrialRecord, status: Status) -> Search:
+def _search(where: _Where, t: TrialRecord) -> Search:
+    assert t.status is not None
     value = t.value if t.state == TrialState.COMPLETE else None
-    return Search(trial=t.number, params=t.params, value=value, status=status, **vars(where))
+    return Search(trial=t.number, params=t.params, value=value, status=t.status, **vars(where))
 
 
 def _evaluation(
@@ -157,7 +158,7 @@ def read_results(storage: BaseStorage, plan: Plan) -> Results:
         if unit.phase is Phase.SEARCH:
             for t in sorted(latest.values(), key=lambda t: t.number):
                 if t.status is not None and t.status is not Status.FAILED:
-                    searches.append(_search(where, t, t.status).row())
+                    searches.append(_search(where, t).row())
             continue
         if study_id is None or not trials:
             # Not queued yet (a later phase, or not started).

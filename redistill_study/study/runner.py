@@ -163,14 +163,18 @@ class StudyRunner:
         )
         signals = StopSignals()
         status = "FAILED"
+        session: Session | None = None
         try:
             with signals.installed():
-                yield Session(self, stores, parent_run_id, signals, started)
+                session = Session(self, stores, parent_run_id, signals, started)
+                yield session
             status = "FINISHED"
         except Interrupted:
             status = "KILLED"
             raise
         finally:
+            if session is not None:
+                session.close()
             try:
                 stores.tracker.end_run(parent_run_id, status)
             except StoreUnreachable:

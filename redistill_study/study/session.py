@@ -76,6 +76,10 @@ class Session:
             data_source=str(source or config.dataset.name),
         )
 
+    def close(self) -> None:
+        """Close the progress bar (``work()`` does; so does the runner's ``session()``)."""
+        self.progress.close()
+
     @property
     def trained(self) -> int:
         return self.recorder.trained
@@ -113,7 +117,7 @@ class Session:
                 else:
                     time.sleep(min(self.options.poll_seconds, GRACE_PERIOD / 3))
         finally:
-            self.progress.close()
+            self.close()
 
     def _sweep(self) -> None:
         # After an outage (or at start) live workers get one grace period to heartbeat again

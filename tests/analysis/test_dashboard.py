@@ -14,7 +14,7 @@ from helpers import CHROMIUM_FLAGS, REPO
 
 from redistill_study.analysis.report import render_dashboard
 from redistill_study.analysis.summary import build_report, markdown_summary
-from redistill_study.study import Evaluation, Phase, Status
+from redistill_study.study import Evaluation, Phase, Search, Status
 
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -56,15 +56,21 @@ def _results() -> SimpleNamespace:
                             metrics={"teacher/noisy_top1": 0.9 - drop},
                         ).row()
                     )
-            for lam in (-1.5, -0.5, 0.3, 0.9, 1.3):
+            for trial, lam in enumerate((-1.5, -0.5, 0.3, 0.9, 1.3)):
                 searches.append(
-                    {
-                        "pair": pair,
-                        "noise": noise,
-                        "method": "redistill_tuned",
-                        "lam": lam,
-                        "value": base - drop - 0.01 * (lam - 0.4) ** 2,
-                    }
+                    Search(
+                        pair=pair,
+                        teacher=f"t-{pair}",
+                        student=pair,
+                        noise=noise,
+                        noise_kind=kind,
+                        noise_level=level,
+                        method="redistill_tuned",
+                        trial=trial,
+                        params={"lam": lam},
+                        value=base - drop - 0.01 * (lam - 0.4) ** 2,
+                        status=Status.COMPLETE,
+                    ).row()
                 )
     study = {
         "name": "dashboard-test",
