@@ -185,7 +185,18 @@ class Tracker:
         dataset = Dataset(name=name, digest=digest, source_type="local", source=source)
         tag = InputTag(key="mlflow.data.context", value=context)
         inputs = [DatasetInput(dataset=dataset, tags=[tag])]
-        self._call(lambda: self.client.log_inputs(run_id, datasets=inputs))
+
+        def log() -> None:
+            try:
+                self.client.log_inputs(run_id, datasets=inputs)
+            except Exception as exc:
+                if not _lost_the_dataset_race(exc):
+                    raise
+                # Another worker's run created the same data set at the same moment (the
+                # server's get-or-create is not atomic): it exists now, so link to it.
+                self.client.log_inputs(run_id, datasets=inputs)
+
+        self._call(log)
 
     def set_tags(self, run_id: str, tags: dict[str, Any], wait: bool = True) -> None:
         from mlflow.entities import RunTag
@@ -216,3 +227,11 @@ class Tracker:
 def _param_value(value: Any) -> str:
     text = f"{value:.10g}" if isinstance(value, float) else str(value)
     return text[:MAX_PARAM_LENGTH]
+
+
+def _lost_the_dataset_race(exc: Exception) -> bool:
+    """The tracking store refused a data set that another run inserted concurrently."""
+    text = str(exc)
+    return "UNIQUE constraint failed: datasets." in text or (
+        "duplicate key value" in text and "datasets" in text
+    )
