@@ -14,6 +14,10 @@ from .._util import did_you_mean
 from ..errors import ConfigError
 from . import schema
 
+# PyYAML's SafeLoader, with libyaml's C scanner and parser where PyYAML was built with it (the
+# same safe constructors; about ten times faster on a study file).
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def _key_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
     out.setdefault(path, node.start_mark.line + 1)
@@ -65,8 +69,8 @@ def read_yaml(path: Path) -> tuple[Any, Located]:
     if "\x00" in text:
         raise ConfigError(source, "", "not a text file (binary: contains NUL bytes)")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=SAFE_LOADER)
+        data = yaml.load(text, Loader=SAFE_LOADER)  # safe_load, with the C parser where built
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

@@ -207,3 +207,15 @@ def test_arms_by_role_and_aliases(tmp_path: Path) -> None:
     plan = build_plan(load_study(REPO / "studies" / "default.yaml"))
     assert plan.arms.reference == "kd" and plan.arms.searched == "redistill_tuned"
     assert plan.tuning_seed not in plan.seeds
+
+
+def test_a_study_file_cannot_build_python_objects(tmp_path: Path, capsys) -> None:
+    """The loader is a safe one (PyYAML's SafeLoader, in C where built): a Python tag is an
+    invalid-YAML line with exit 2, and nothing runs."""
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f'name: !!python/object/apply:os.system ["touch {marker}"]\n')
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "evil.yaml" in err and "Traceback" not in err
+    assert not marker.exists()
