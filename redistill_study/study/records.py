@@ -59,14 +59,7 @@ class Evaluation:
 
     def row(self) -> dict[str, Any]:
         row: dict[str, Any] = {
-            "pair": self.pair,
-            "teacher": self.teacher,
-            "student": self.student,
-            "noise": self.noise,
-            "noise.kind": self.noise_kind,
-            "noise.level": self.noise_level,
-            "recipe": self.recipe,
-            "method": self.method,
+            **_coordinates(self),
             "phase": self.phase.value,
             "slot": self.slot if self.slot is not None else self.seed,
             "seed": self.seed,
@@ -109,14 +102,7 @@ class Search:
 
     def row(self) -> dict[str, Any]:
         return {
-            "pair": self.pair,
-            "teacher": self.teacher,
-            "student": self.student,
-            "noise": self.noise,
-            "noise.kind": self.noise_kind,
-            "noise.level": self.noise_level,
-            "recipe": self.recipe,
-            "method": self.method,
+            **_coordinates(self),
             "phase": Phase.SEARCH.value,
             "trial": self.trial,
             "params": dict(self.params),
@@ -124,3 +110,17 @@ class Search:
             "value": self.value,
             "status": self.status.value,
         }
+
+
+def _coordinates(record: Evaluation | Search) -> dict[str, Any]:
+    """Where a record was trained, keyed as the MLflow params are."""
+    return {
+        "pair": record.pair,
+        "teacher": record.teacher,
+        "student": record.student,
+        "noise": record.noise,
+        "noise.kind": record.noise_kind,
+        "noise.level": record.noise_level,
+        "recipe": record.recipe,
+        "method": record.method,
+    }
