@@ -24,7 +24,8 @@ class PhaseScheduler:
         trial is complete at chance, so a setting that blows up is never preferred."""
         out = []
         for t in map(TrialRecord.from_trial, self.queue.trials(unit, (TrialState.COMPLETE,))):
-            out.append((t.hparams or {**unit.method.hparams(), **t.params}, float(t.value or 0)))
+            assert t.value is not None  # a completed trial has its value
+            out.append((t.hparams or {**unit.method.hparams(), **t.params}, t.value))
         return out
 
     def choice(self, unit: Unit) -> Choice | str | None:
