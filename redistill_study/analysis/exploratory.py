@@ -3,6 +3,9 @@ estimate and 95 % interval; none of them changes the verdict.
 
 - ``vs fixed``: every other method (and each transferred setting) minus the fixed arm;
 - ``transfer regret``: per-pair-tuned − transferred, per tuned method;
+- ``claim transfer``: per claim of a study with several, its searched arm at the setting
+  transferred from the other pairs (leave one pair out) − the fixed arm: what a setting chosen
+  elsewhere gains over the fixed one;
 - ``noise slope``: change of test top-1 per unit of noise level, per method and noise kind.
 
 All are paired by evaluation seed inside a pair and take the unit (pair, or shared teacher)
@@ -19,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..study.arms import Arms
 from ..study.phases import EVALUATION_PHASES, Status
 from .records import accuracy, status_of
 from .statistics import holm_adjusted, t_interval
@@ -108,6 +112,25 @@ def transfer_regrets(
             if values:
                 label = f"{method}: per-pair − transferred"
                 rows.append(_compare("transfer regret", label, noise, values))
+    return _finish(rows)
+
+
+def claim_transfer_regrets(
+    records: Sequence[Mapping[str, Any]], claims: Sequence[Arms], noise_order: Sequence[str] = ()
+) -> list[Comparison]:
+    """Per claim, fixed arm and noise setting: the searched arm transferred − the fixed arm."""
+    runs, unit = _runs(records)
+    noises = list(noise_order) or list(dict.fromkeys(k[0] for k in runs))
+    rows = []
+    for arms in claims:
+        if arms.searched is None:
+            continue
+        moved = f"{arms.searched} (transferred)"
+        for fixed in arms.fixed:
+            for noise in noises:
+                values = _paired_unit_means(runs, unit, noise, moved, fixed)
+                if values:
+                    rows.append(_compare("claim transfer", f"{moved} − {fixed}", noise, values))
     return _finish(rows)
 
 

@@ -59,6 +59,8 @@ class RecordViews(DashboardFiles):
         chosen = [c for c in self.r.comparisons if family is None or c.family == family]
         self._csv(view["id"], [c.as_row() for c in chosen])
         if not chosen:
+            if view.get("optional"):
+                return ""
             return '<p class="note">Nothing to compare in this study.</p>'
         rows = [
             [

@@ -46,20 +46,29 @@ def render_dashboard(
     sections = []
     for view in views:
         draw: Callable[[dict[str, Any]], str] = getattr(renderer, view["kind"])
+        body = draw(view)
+        if not body and view.get("optional"):
+            continue  # a view this study has nothing for (e.g. claims, with one claim)
         sections.append(
             f'<section id="{html.escape(view["id"])}"><h2>{html.escape(view["title"])}</h2>'
             f'<p class="note">{html.escape(view.get("note", ""))}</p>'
-            f'<figure data-view="{html.escape(view["id"])}">{draw(view)}</figure></section>'
+            f'<figure data-view="{html.escape(view["id"])}">{body}</figure></section>'
         )
     d = report.decision
     verdict_class = {OUTCOMES[HOLDS]: "holds", OUTCOMES[FAILS]: "fails"}.get(d.outcome, "open")
-    changes = [f"{arm}: {a.would_change}" for arm, a in d.arms.items() if a.would_change]
+    decisions = [c.decision for c in report.claims] if len(report.claims) > 1 else [d]
+    changes = [
+        f"{arm}: {a.would_change}" for x in decisions for arm, a in x.arms.items() if a.would_change
+    ]
+    text = d.text
+    if len(report.claims) > 1:
+        text = " · ".join(f"claim {c.name}: {c.decision.text}" for c in report.claims)
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = (
         template.replace("{{title}}", html.escape(title))
         .replace("{{meta}}", html.escape(f"{meta} · rendered {stamp}"))
         .replace("{{verdict_class}}", verdict_class)
-        .replace("{{verdict}}", html.escape(d.text))
+        .replace("{{verdict}}", html.escape(text))
         .replace("{{criterion}}", html.escape(d.criterion))
         .replace("{{change}}", html.escape(" · ".join(changes) or "—"))
         .replace("{{views}}", "\n".join(sections))
@@ -77,7 +86,13 @@ def write_outputs(report: StudyReport, output: Path, meta: str = "") -> dict[str
     index, files = render_dashboard(
         report,
         output / "dashboard",
-        f"Does one fixed λ generalise? — {report.study.get('name')}",
+        f"{_question(report)} — {report.study.get('name')}",
         meta,
     )
     return {"csv": csv_path, "dashboard": index, "files": files}
+
+
+def _question(report: StudyReport) -> str:
+    if len(report.claims) > 1:
+        return "Do fixed settings generalise? (" + ", ".join(c.name for c in report.claims) + ")"
+    return "Does one fixed λ generalise?"

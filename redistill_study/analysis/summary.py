@@ -19,8 +19,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..study.arms import Arms
-from .exploratory import Comparison, against_fixed, noise_slopes, transfer_regrets
+from ..study.arms import Arms, Claim, claims_of
+from .claims import ClaimDecision, decide_claims
+from .exploratory import (
+    Comparison,
+    against_fixed,
+    claim_transfer_regrets,
+    noise_slopes,
+    transfer_regrets,
+)
 from .rule import OUTCOMES, Thresholds
 from .stability import stability_rows
 from .summary_text import markdown_summary, report_text
@@ -48,6 +55,8 @@ class StudyReport:
     pending: int = 0
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     stability: list[dict[str, Any]] = field(default_factory=list)
+    claims: list[ClaimDecision] = field(default_factory=list)  # every claim's; the first's is
+    # ``decision``
     recipe: str | None = None  # the recipe this report decides (None: the study has one)
     others: list[StudyReport] = field(default_factory=list)  # the secondary recipes' reports
 
@@ -114,6 +123,7 @@ def build_report(results: Any) -> StudyReport:
             **study,
             "fixed": [a for a in study.get("fixed") or () if a in trained],
             "searched": study.get("searched") if study.get("searched") in trained else None,
+            "claims": _trained_claims(study, trained),
         }
         report = _recipe_report(
             sub,
@@ -127,6 +137,18 @@ def build_report(results: Any) -> StudyReport:
     main.others = [reports[n] for n in recipes if n != primary]
     main.stability = stability_rows(results.evaluations)  # every recipe, side by side
     return main
+
+
+def _trained_claims(study: Mapping[str, Any], trained: set[str]) -> list[dict[str, Any]]:
+    """The claims a recipe can decide: each with the fixed arms it trains (a claim without one
+    is not asked under the recipe), its searched arm where trained."""
+    out = []
+    for claim in claims_of(study):
+        fixed = [a for a in claim.arms.fixed if a in trained]
+        if fixed:
+            searched = claim.arms.searched if claim.arms.searched in trained else None
+            out.append(Claim(claim.name, Arms(tuple(fixed), searched, claim.arms.reference)))
+    return [c.as_dict() for c in out]
 
 
 def question_of(study: Mapping[str, Any]) -> tuple[Thresholds, Arms, Declared]:
@@ -175,17 +197,25 @@ def _recipe_report(
     study: dict[str, Any], evaluations: Any, searches: Any, pending: int
 ) -> StudyReport:
     evaluations = list(evaluations)
-    decision = decide(evaluations, *question_of(study))
+    thresholds, _, declared = question_of(study)
+    claims = claims_of(study)
+    decided = decide_claims(evaluations, thresholds, claims, declared) if claims else []
+    decision = decided[0].decision if decided else decide(evaluations, *question_of(study))
     noise_order = study.get("noise_order") or []
     comparisons: list[Comparison] = []
     if decision.primary:
         comparisons += against_fixed(evaluations, decision.primary, noise_order)
     comparisons += transfer_regrets(evaluations, noise_order)
+    if len(decided) > 1:
+        comparisons += claim_transfer_regrets(
+            evaluations, [c.claim.arms for c in decided], noise_order
+        )
     comparisons += noise_slopes(evaluations)
     curves, best = _lambda_searches(searches, study.get("searched"))
     return StudyReport(
         study=study,
         decision=decision,
+        claims=decided,
         rows=summary_rows(evaluations, decision.reference),
         comparisons=comparisons,
         lambda_curves=curves,
@@ -204,13 +234,24 @@ def verdict_metrics(report: StudyReport) -> dict[str, float]:
     (0 inconclusive, 1 holds, 2 does not hold), its failing pairs and its largest upper bound."""
     out: dict[str, float] = {}
     for r in (report, *report.others):
-        # The primary recipe's under verdict/<arm>/…, a secondary one's under verdict.<recipe>/.
+        # The primary recipe's under verdict/<arm>/…, a secondary one's under verdict.<recipe>/;
+        # with several claims, each claim's under …/<claim>/<arm>/.
         prefix = "verdict" if r is report else f"verdict.{r.recipe}"
-        for arm, a in r.decision.arms.items():
-            out[f"{prefix}/{arm}/outcome"] = OUTCOME_CODES[a.outcome]
-            out[f"{prefix}/{arm}/failing_pairs"] = len(a.failing_pairs)
-            uppers = [e.upper for nd in a.per_noise for e in nd.estimates.values()]
-            finite = [u for u in uppers if math.isfinite(u)]
-            if finite:
-                out[f"{prefix}/{arm}/largest_upper"] = max(finite)
+        if len(r.claims) > 1:
+            for c in r.claims:
+                out.update(_arm_metrics(f"{prefix}/{c.name}", c.decision))
+        else:
+            out.update(_arm_metrics(prefix, r.decision))
+    return out
+
+
+def _arm_metrics(prefix: str, decision: Decision) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for arm, a in decision.arms.items():
+        out[f"{prefix}/{arm}/outcome"] = OUTCOME_CODES[a.outcome]
+        out[f"{prefix}/{arm}/failing_pairs"] = len(a.failing_pairs)
+        uppers = [e.upper for nd in a.per_noise for e in nd.estimates.values()]
+        finite = [u for u in uppers if math.isfinite(u)]
+        if finite:
+            out[f"{prefix}/{arm}/largest_upper"] = max(finite)
     return out

@@ -15,28 +15,45 @@ if TYPE_CHECKING:
     from .summary import StudyReport
 
 
-def verdict_lines(report: StudyReport) -> list[str]:
-    """The verdict's lines: the outcome, the notes, what would decide an open arm, and each
-    secondary recipe's verdict."""
-    d = report.decision
-    under = f" ({report.recipe_text}, primary)" if report.recipe and report.others else ""
-    lines = [f"verdict{under}: {d.text}"]
+def _outcomes(d: Decision) -> str:
+    return " · ".join(f"{arm} {a.outcome}" for arm, a in d.arms.items())
+
+
+def _decision_lines(d: Decision, head: str) -> list[str]:
+    lines = [f"{head}: {d.text}"]
     if d.arms:
-        lines.append("outcomes: " + " · ".join(f"{arm} {a.outcome}" for arm, a in d.arms.items()))
-    for note in d.notes:
-        lines.append(f"note: {note}")
+        lines.append(f"outcomes: {_outcomes(d)}")
+    lines += [f"note: {note}" for note in d.notes]
     for arm, a in d.arms.items():
         if a.outcome == OUTCOMES[OPEN]:
             lines.append(f"to decide {arm}: {a.would_change}")
+    return lines
+
+
+def verdict_lines(report: StudyReport) -> list[str]:
+    """The verdict's lines: the outcome, the notes, what would decide an open arm (per claim,
+    where the study declares several), and each secondary recipe's verdict."""
+    under = f" ({report.recipe_text}, primary)" if report.recipe and report.others else ""
+    if len(report.claims) > 1:
+        lines = [f"claims{under}: {len(report.claims)}, Holm across them"]
+        for c in report.claims:
+            lines += _decision_lines(
+                c.decision, f"claim {c.name} ({c.arms_text}; α = {c.level:.4g})"
+            )
+    else:
+        lines = _decision_lines(report.decision, f"verdict{under}")
     if report.pending:
         lines.append(f"note: {report.pending} evaluation run(s) not finished yet")
     for other in report.others:
-        lines.append(f"under {other.recipe_text}: {other.decision.text}")
-        if other.decision.arms:
-            lines.append(
-                "  outcomes: "
-                + " · ".join(f"{arm} {a.outcome}" for arm, a in other.decision.arms.items())
-            )
+        decided = other.claims if len(other.claims) > 1 else ()
+        if not decided:
+            lines.append(f"under {other.recipe_text}: {other.decision.text}")
+            if other.decision.arms:
+                lines.append(f"  outcomes: {_outcomes(other.decision)}")
+        for c in decided:
+            lines.append(f"under {other.recipe_text}, claim {c.name}: {c.decision.text}")
+            if c.decision.arms:
+                lines.append(f"  outcomes: {_outcomes(c.decision)}")
     if report.others:
         lines.append(f"recipes: {report.agreement()}")
     return lines
@@ -74,10 +91,10 @@ def markdown_summary(report: StudyReport) -> str:
         "",
     ]
     out += [f"> {line}" for line in verdict_lines(report)]
-    out += _evidence_markdown(report.decision)
+    out += _claims_markdown(report)
     for other in report.others:
         out += ["", f"**Under {other.recipe_text}**", "", other.table(markdown=True)]
-        out += _evidence_markdown(other.decision)
+        out += _claims_markdown(other)
     stability = stability_markdown(report.stability, report.decision.reference)
     if stability:
         out += ["", "Stability, where runs diverged (gradient norms before any clipping):", ""]
@@ -93,6 +110,17 @@ def markdown_summary(report: StudyReport) -> str:
         f"points (pooled within-pair t, Holm within α·{PAIR_SHARE:g}).)",
     ]
     return "\n".join(out)
+
+
+def _claims_markdown(report: StudyReport) -> list[str]:
+    """The evidence of each claim (of the one decision, for a study with one claim)."""
+    if len(report.claims) <= 1:
+        return _evidence_markdown(report.decision)
+    out = []
+    for c in report.claims:
+        out += ["", f"*Claim {c.name}: {c.arms_text} (decided at α = {c.level:.4g})*"]
+        out += _evidence_markdown(c.decision)
+    return out
 
 
 def _evidence_markdown(d: Decision) -> list[str]:

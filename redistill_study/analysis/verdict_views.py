@@ -10,6 +10,7 @@ from . import forest_svg
 from .dashboard_files import DashboardFiles, html_table, p_text, pts
 from .estimates import Estimate, PairValue
 from .explain import arm_reading
+from .verdict import Decision
 
 
 def _pair_csv(arm: str, noise: str, quantity: str, u: PairValue) -> dict[str, Any]:
@@ -69,29 +70,41 @@ def forest_rows(
 
 
 class VerdictViews(DashboardFiles):
+    def _decisions(self) -> list[tuple[str, Decision]]:
+        """(claim name, decision) per claim; the name is "" for a study with one claim."""
+        if len(self.r.claims) > 1:
+            return [(c.name, c.decision) for c in self.r.claims]
+        return [("", self.r.decision)]
+
     def forest(self, view: dict[str, Any]) -> str:
-        d = self.r.decision
-        if not d.arms:
-            return f'<p class="note">{html.escape(d.text)}</p>'
+        """One forest plot per claim, fixed arm and noise setting."""
         parts, csv_rows = [], []
-        for arm, decision in d.arms.items():
-            for nd in decision.per_noise:
-                rows, csv_part = forest_rows(arm, nd.noise, nd.estimates)
-                csv_rows += csv_part
-                name = f"{view['id']}-{arm}-{nd.noise}".replace("=", "-").replace("/", "-")
-                title = f"{arm}, {nd.noise}: {nd.outcome}   [{arm_reading(arm)}]"
-                plot = forest_svg.forest_plot(
-                    name, title, rows, d.margin, d.thresholds.failure_margin
-                )
-                parts.append(self._svg(name, plot))
+        for claim, d in self._decisions():
+            if not d.arms:
+                parts.append(f'<p class="note">{html.escape(d.text)}</p>')
+            for arm, decision in d.arms.items():
+                for nd in decision.per_noise:
+                    rows, csv_part = forest_rows(arm, nd.noise, nd.estimates)
+                    csv_rows += [{"claim": claim, **c} if claim else c for c in csv_part]
+                    name = "-".join(x for x in (view["id"], claim, arm, nd.noise) if x)
+                    name = name.replace("=", "-").replace("/", "-")
+                    title = f"{arm}, {nd.noise}: {nd.outcome}   [{arm_reading(arm)}]"
+                    if claim:
+                        title = f"claim {claim}: {title}"
+                    plot = forest_svg.forest_plot(
+                        name, title, rows, d.margin, d.thresholds.failure_margin
+                    )
+                    parts.append(self._svg(name, plot))
         self._csv(view["id"], csv_rows)
         return "".join(parts)
 
     def estimates(self, view: dict[str, Any]) -> str:
         rows, csv_rows = [], []
-        for e in self.r.decision.estimates:
+        estimates = [(claim, e) for claim, d in self._decisions() for e in d.estimates]
+        for claim, e in estimates:
             rows.append(
                 [
+                    *([claim] if len(self.r.claims) > 1 else []),
                     e.arm,
                     e.noise,
                     f"{e.quantity} vs {e.against}",
@@ -103,7 +116,8 @@ class VerdictViews(DashboardFiles):
                     f"[{pts(e.predict_low)}, {pts(e.predict_high)}]",
                 ]
             )
-            csv_rows.append({k: v for k, v in e.__dict__.items() if k != "per_pair"})
+            row = {k: v for k, v in e.__dict__.items() if k != "per_pair"}
+            csv_rows.append({"claim": claim, **row} if claim else row)
         self._csv(view["id"], csv_rows)
         incomplete = [
             [
@@ -113,10 +127,12 @@ class VerdictViews(DashboardFiles):
                 c["quantity"],
                 "; ".join(f"{a}: seeds {s}" for a, s in c["missing"].items()),
             ]
-            for c in self.r.decision.incomplete
+            for _, d in self._decisions()
+            for c in d.incomplete
         ]
         out = html_table(
             [
+                *(["claim"] if len(self.r.claims) > 1 else []),
                 "arm",
                 "noise",
                 "quantity",
@@ -128,7 +144,7 @@ class VerdictViews(DashboardFiles):
                 "new pair, 95 %",
             ],
             rows,
-            3,
+            3 + (len(self.r.claims) > 1),
         )
         if incomplete:
             out += "<p class='note'>Incomplete cells, kept out of the decision:</p>" + html_table(
@@ -141,13 +157,15 @@ class VerdictViews(DashboardFiles):
         reports = [self.r, *self.r.others]
         rows, csv_rows = [], []
         for r in reports:
-            outcomes = " · ".join(f"{arm} {a.outcome}" for arm, a in r.decision.arms.items())
             role = "primary" if r is self.r else "secondary"
             name = r.recipe_text or f"recipe {r.study.get('primary_recipe') or 'as declared'}"
-            rows.append([name, role, r.decision.text, outcomes or "—"])
-            csv_rows.append(
-                {"recipe": r.recipe, "role": role, "verdict": r.decision.text, "outcomes": outcomes}
-            )
+            decisions = [(c.name, c.decision) for c in r.claims]
+            for claim, d in decisions if len(decisions) > 1 else [("", r.decision)]:
+                outcomes = " · ".join(f"{arm} {a.outcome}" for arm, a in d.arms.items())
+                shown = f"{name}, claim {claim}" if claim else name
+                rows.append([shown, role, d.text, outcomes or "—"])
+                row = {"recipe": r.recipe, "role": role, "verdict": d.text, "outcomes": outcomes}
+                csv_rows.append({"claim": claim, **row} if claim else row)
         self._csv(view["id"], csv_rows)
         parts = [html_table(["recipe", "role", "verdict", "outcomes"], rows, 4)]
         agreement = self.r.agreement() or "one recipe: the verdict above is the only one"

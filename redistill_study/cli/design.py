@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from ..analysis.rule import Thresholds
     from ..config import StudyConfig
     from ..study import Plan
+    from ..study.arms import Arms
 
 # The spreads of the world, each a fraction: --flag, what it is.
 _SPREADS = (
@@ -53,15 +55,36 @@ def run(args: argparse.Namespace) -> int:
     path = study_path(args.study)
     config = load_study(path, check_files=False)
     plan = build_plan(config)
+    claims = plan.claims
     thresholds = _thresholds(config, plan)
+    if len(claims) > 1:  # Holm across claims: each first faces α/K
+        thresholds = replace(thresholds, alpha=thresholds.alpha / len(claims))
     design = _design(config, plan, thresholds)
-    world, source = _world(args, plan, thresholds)
-    report = power_report(design, world, sims=args.sims)
-    if args.json:
-        print(json.dumps({**report, "spreads": source}, sort_keys=True, default=str))
-        return 0
     shown = args.study or f"{path.name} (embedded)"
-    print(_figures_text(shown, design, plan, world, source, report))
+    texts, figures = [], {}
+    assumed: tuple[World, str, dict[str, Any]] | None = None
+    for claim in claims:
+        if assumed is None or args.from_output:  # an assumed world is every claim's
+            world, source = _world(args, plan, thresholds, claim.arms)
+            assumed = (world, source, power_report(design, world, sims=args.sims))
+        world, source, report = assumed
+        figures[claim.name] = {**report, "spreads": source}
+        texts.append(_figures_text(shown, design, plan, world, source, report))
+    if args.json:
+        out = figures[claims[0].name]  # the headline claim's, and every claim's by name
+        if len(claims) > 1:
+            out = {**out, "claims": figures}
+        print(json.dumps(out, sort_keys=True, default=str))
+    elif len(claims) == 1:
+        print(texts[0])
+    else:
+        print(
+            f"{len(claims)} claims, Holm across them: each is simulated at α/{len(claims)} = "
+            f"{thresholds.alpha:.4g}, the level it first faces"
+        )
+        for claim, text in zip(claims, texts):
+            arms = claim.arms
+            print(f"\nclaim {claim.name} ({', '.join(arms.fixed)} vs {arms.searched}):\n{text}")
     return 0
 
 
@@ -94,14 +117,17 @@ def _design(config: StudyConfig, plan: Plan, thresholds: Thresholds) -> Design:
     )
 
 
-def _world(args: argparse.Namespace, plan: Plan, thresholds: Thresholds) -> tuple[World, str]:
+def _world(
+    args: argparse.Namespace, plan: Plan, thresholds: Thresholds, arms: Arms
+) -> tuple[World, str]:
     """The world the studies are simulated in and where its spreads come from: estimated from
     ``--from-output`` or assumed from the margin, then any spread given on the command line."""
     from ..analysis.design import World, from_mapping
 
     if args.from_output:
         output = Path(args.from_output)
-        world, source = _estimated_world(args, output, plan, thresholds), f"estimated from {output}"
+        world = _estimated_world(args, output, plan, thresholds, arms)
+        source = f"estimated from {output}"
     else:
         world = World(
             seed_sd=plan.margin,
@@ -122,12 +148,12 @@ def _world(args: argparse.Namespace, plan: Plan, thresholds: Thresholds) -> tupl
 
 
 def _estimated_world(
-    args: argparse.Namespace, output: Path, plan: Plan, thresholds: Thresholds
+    args: argparse.Namespace, output: Path, plan: Plan, thresholds: Thresholds, arms: Arms
 ) -> World:
     """The world a finished study shows, from its primary recipe's evaluation runs (each
     recipe is decided alone)."""
     from ..analysis.design import estimate_world
-    from ..analysis.verdict import Arms, Declared, estimate
+    from ..analysis.verdict import Declared, estimate
     from ..study import read_results
     from ..study.storage import open_storage_readonly, sqlite_url
 
@@ -139,10 +165,10 @@ def _estimated_world(
     evidence, result = estimate(
         [r for r in results.evaluations if r["recipe"] == plan.primary_recipe],
         thresholds,
-        Arms(plan.arms.fixed[:1], plan.arms.searched, plan.arms.reference),
+        replace(arms, fixed=arms.fixed[:1]),
         Declared(plan.seeds, plan.noise_labels, study["teachers"], study["students"]),
     )
-    found = estimate_world(evidence, result, len(plan.seeds)) if plan.arms.fixed else None
+    found = estimate_world(evidence, result, len(plan.seeds)) if arms.fixed else None
     if found is None:
         raise UserError(f"{output}: not enough finished evaluation runs to estimate spreads")
     return found

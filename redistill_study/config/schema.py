@@ -164,6 +164,12 @@ class MethodConfig(Strict):
     params: dict[str, Any] = Field(
         default_factory=dict, description="fixed hyper-parameters (`redistill-study methods`)"
     )
+    search: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="with tune: true, the parameters searched, a subset of the method's space "
+        "(null: all of it); the others stay at their defaults or params",
+    )
 
     @property
     def registered(self) -> str:

@@ -18,6 +18,7 @@ from ..models.checkpoint import load_checkpoint
 from ..noise import noise_kind
 from ._located import Located, pydantic_message
 from .schema import StudyConfig, TrainConfig
+from .verdict_checks import check_verdict
 
 
 def check_semantics(
@@ -120,7 +121,17 @@ def check_semantics(
             raise located.error(
                 ("methods", i, "tune"), f"method {method.name!r} has nothing to tune"
             )
-        fixed_in_space = sorted(set(method.params) & set(cls.search_space)) if tune else []
+        unknown = [k for k in method.search or () if k not in cls.search_space]
+        if unknown or (method.search and not tune):
+            raise located.error(
+                ("methods", i, "search"),
+                f"{unknown[0]!r} is not in {method.registered}'s search space (searchable: "
+                f"{', '.join(cls.search_space) or 'nothing'})"
+                if unknown
+                else "searches nothing with tune: false; drop it or set tune: true",
+            )
+        searched = set(method.search or cls.search_space)
+        fixed_in_space = sorted(set(method.params) & searched) if tune else []
         if fixed_in_space:
             raise located.error(
                 ("methods", i, "params"),
@@ -141,7 +152,7 @@ def check_semantics(
                 ("noise", i, "kind"),
                 f"{noise.kind} needs teachers the study trains; pair {loaded[0]!r} loads one",
             )
-    _check_verdict(config, located)
+    check_verdict(config, located)
     _check_recipes(config, located)
     seeds = range(config.seed, config.seed + config.seeds)
     if config.tuning.seed is not None and config.tuning.seed in seeds:
@@ -203,46 +214,16 @@ def _check_recipes(config: StudyConfig, located: Located) -> None:
                 raise located.error(
                     ("recipes", i, "methods", j), _unknown(name, list(known), "method")
                 )
-        reference = config.verdict.reference or ("kd" if "kd" in known else None)
+        claims = config.verdict.claims
+        reference = (claims[0].reference if claims else config.verdict.reference) or (
+            "kd" if "kd" in known and not claims else None
+        )
         if reference is not None and reference not in recipe.methods:
             raise located.error(
                 ("recipes", i, "methods"),
                 f"must include the verdict's reference {reference!r}: each recipe's verdict "
                 "compares against it",
             )
-
-
-def _check_verdict(config: StudyConfig, located: Located) -> None:
-    """Declared arms must be methods of the study, in a role their tuning allows."""
-    methods = {m.name: m for m in config.methods}
-
-    def tuned(name: str) -> bool:
-        return methods[name].is_tuned()
-
-    v = config.verdict
-    for i, name in enumerate(v.fixed or []):
-        if name not in methods:
-            raise located.error(("verdict", "fixed", i), _unknown(name, list(methods), "method"))
-        if tuned(name):
-            raise located.error(
-                ("verdict", "fixed", i), f"{name!r} is tuned; a fixed arm needs tune: false"
-            )
-    if v.searched not in (None, "none"):
-        if v.searched not in methods:
-            raise located.error(
-                ("verdict", "searched"), _unknown(v.searched, list(methods), "method")
-            )
-        m = methods[v.searched]
-        if not tuned(v.searched) or "lam" not in get_method(m.registered).search_space:
-            raise located.error(
-                ("verdict", "searched"),
-                f"{v.searched!r} does not search λ; the searched arm needs tune: true and λ in "
-                "its search space",
-            )
-    if v.reference is not None and v.reference not in methods:
-        raise located.error(
-            ("verdict", "reference"), _unknown(v.reference, list(methods), "method")
-        )
 
 
 def _class_count(config: StudyConfig, base_dir: Path) -> int | None:

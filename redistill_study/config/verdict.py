@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ._strict import Strict
+
+
+class ClaimConfig(Strict):
+    """One "no tuning needed" claim: a method at a fixed setting against the same method searched
+    per pair, and against a reference.
+
+    >>> ClaimConfig(name="dkd", fixed="dkd", searched="dkd_tuned", reference="kd").fixed
+    ['dkd']
+    """
+
+    name: str = Field(
+        min_length=1, max_length=100, pattern=r"^[\w.+-]+$", description="the claim's name"
+    )
+    fixed: list[str] = Field(
+        min_length=1,
+        description="the fixed arm(s): the searched method at its defaults or at a declared "
+        "setting of the searched parameters (several: tested in this order, gatekept)",
+    )
+    searched: str = Field(description="the arm searched per pair: the same method, tune: true")
+    reference: str = Field(
+        description="the reference arm of the deficit (reference − fixed), e.g. kd, or ce for "
+        "KD's own claim"
+    )
+
+    @field_validator("fixed", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
 
 
 class VerdictConfig(Strict):
@@ -28,6 +56,12 @@ class VerdictConfig(Strict):
         'tuned; "none": no tuning verdict)',
     )
     reference: str | None = Field(None, description="the reference arm (null: kd, where present)")
+    claims: list[ClaimConfig] | None = Field(
+        None,
+        min_length=1,
+        description="the claims, each decided on its own with Holm across them (null: the one "
+        "claim that fixed, searched and reference declare)",
+    )
     failure_margin: float | None = Field(
         None,
         gt=0,

@@ -1,20 +1,21 @@
-"""The methods' roles in the verdict — fixed arms, the searched arm, the reference — as
-declared, else by the default names where the study has them. Their one home: the plan, the
-protocol and the analysis all read them from here."""
+"""The methods' roles in the verdict — per claim its fixed arms, the searched arm and the
+reference — as declared, else by the default names where the study has them. Their one home:
+the plan, the protocol and the analysis all read them from here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..config import StudyConfig
-    from .plan import MethodPlan
+    from .method_plan import MethodPlan
 
 DEFAULT_FIXED = ("redistill", "redistill_student_first")
 DEFAULT_SEARCHED = "redistill_tuned"
 DEFAULT_REFERENCE = "kd"
+DEFAULT_CLAIM = "lambda"  # the name of the one claim of a study that declares no claims
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,50 @@ class Arms:
         return {"fixed": list(self.fixed), "searched": self.searched, "reference": self.reference}
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One declared "no tuning needed" claim: its name and its arms.
+
+    >>> Claim.from_dict({"name": "dkd", "fixed": ["dkd"], "searched": "dkd_tuned"}).arms
+    Arms(fixed=('dkd',), searched='dkd_tuned', reference=None)
+    """
+
+    name: str
+    arms: Arms
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.arms.as_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Claim:
+        return cls(
+            str(d["name"]),
+            Arms(tuple(d.get("fixed") or ()), d.get("searched"), d.get("reference")),
+        )
+
+
+def claims_of(summary: Mapping[str, Any]) -> tuple[Claim, ...]:
+    """The claims a stored study summary declares (a summary without ``claims``, as every study
+    had before claims, declares one: its ``fixed``, ``searched`` and ``reference``)."""
+    if summary.get("claims"):
+        return tuple(Claim.from_dict(c) for c in summary["claims"])
+    arms = Arms(
+        tuple(summary.get("fixed") or ()), summary.get("searched"), summary.get("reference")
+    )
+    return (Claim(DEFAULT_CLAIM, arms),)
+
+
+def resolve_claims(config: StudyConfig, methods: Sequence[MethodPlan]) -> tuple[Claim, ...]:
+    """The verdict's claims: as declared, else the one claim of ``fixed``, ``searched`` and
+    ``reference`` (each as declared, else the default the study has)."""
+    claims = config.verdict.claims
+    if claims is not None:
+        return tuple(Claim(c.name, Arms(tuple(c.fixed), c.searched, c.reference)) for c in claims)
+    return (Claim(DEFAULT_CLAIM, resolve_arms(config, methods)),)
+
+
 def resolve_arms(config: StudyConfig, methods: Sequence[MethodPlan]) -> Arms:
-    """The verdict's arms: as declared, else the defaults that the study has, by role."""
+    """The arms of a study without claims: as declared, else the defaults it has, by role."""
     by_name = {m.name: m for m in methods}
     v = config.verdict
     if v.fixed is not None:
@@ -52,4 +95,4 @@ def resolve_arms(config: StudyConfig, methods: Sequence[MethodPlan]) -> Arms:
 
 
 def _searches_lambda(method: MethodPlan) -> bool:
-    return "lam" in method.cls.search_space
+    return "lam" in method.space

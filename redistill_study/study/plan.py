@@ -17,12 +17,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import MethodConfig, PairConfig, RecipeConfig, StudyConfig, TrainConfig
+from ..config import PairConfig, RecipeConfig, StudyConfig, TrainConfig
 from ..data import dataset_info
-from ..losses import Method, get_method
+from ..losses import get_method
 from ..noise import NoiseSetting, noise_seed
-from .arms import Arms, resolve_arms
+from .arms import Arms, Claim, resolve_claims
 from .attrs import Slot
+from .method_plan import MethodPlan
 from .phases import Phase
 
 # Search seeds sit this far above the study seed: never one of the evaluation seeds (≤ 1000).
@@ -46,26 +47,6 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class MethodPlan:
-    config: MethodConfig
-    cls: type[Method]
-    tune: bool
-    trials: int
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def uses_teacher(self) -> bool:
-        return self.cls.uses_teacher
-
-    def hparams(self) -> dict[str, Any]:
-        """The method's defaults with the config's fixed parameters."""
-        return {**self.cls.defaults, **self.config.params}
-
-
-@dataclass(frozen=True)
 class Unit:
     study: str
     cell: Cell
@@ -86,8 +67,13 @@ class Plan:
     config: StudyConfig
     cells: tuple[Cell, ...]
     methods: tuple[MethodPlan, ...]
-    arms: Arms
+    claims: tuple[Claim, ...]
     margin: float
+
+    @property
+    def arms(self) -> Arms:
+        """The first claim's arms (the headline)."""
+        return self.claims[0].arms
 
     @property
     def seeds(self) -> list[int]:
@@ -263,6 +249,13 @@ class Plan:
                 "margin": self.margin,
                 "alpha": self.config.verdict.alpha,
                 **self.arms.as_dict(),
+                # Absent where the study declares no claims, so that a study from before claims
+                # resumes with the protocol it recorded.
+                **(
+                    {"claims": [c.as_dict() for c in self.claims]}
+                    if self.config.verdict.claims
+                    else {}
+                ),
                 "primary_recipe": self.primary_recipe,
                 "failure_margin": self.failure_margin,
                 "min_pairs": self.config.verdict.min_pairs,
@@ -293,4 +286,4 @@ def build_plan(config: StudyConfig) -> Plan:
     margin = config.verdict.margin
     if margin is None:
         margin = dataset_info(config.dataset.name).default_margin
-    return Plan(config, tuple(cells), methods_t, resolve_arms(config, methods_t), margin)
+    return Plan(config, tuple(cells), methods_t, resolve_claims(config, methods_t), margin)

@@ -231,7 +231,7 @@ class TrialQueue:
         trial.set_user_attr("worker", worker)
         hparams = unit.method.hparams()
         if unit.phase is Phase.SEARCH:  # a search trial's run is named by its own number
-            hparams.update(unit.method.cls.suggest(trial))
+            hparams.update(unit.method.suggest(trial))
             return Claimed(unit, study, trial, w.trial_id, hparams, w.seed)
         if unit.phase.depends_on_search:
             attrs = self.storage.get_trial_user_attrs(w.trial_id)

@@ -77,6 +77,7 @@ def study_summary(plan: Plan) -> dict[str, Any]:
         "min_students": c.verdict.min_students,
         "min_teachers": c.verdict.min_teachers,
         **plan.arms.as_dict(),
+        "claims": [claim.as_dict() for claim in plan.claims],
     }
 
 

@@ -21,6 +21,7 @@ from ..data import DataBundle, build_dataset
 from ..errors import StoreUnreachable, UserError, redact_url
 from ..tracking import Tracker
 from ..training import Runtime, make_runtime
+from .arms import Arms
 from .liveness import WORKER_TAG, Interrupted, StopSignals
 from .plan import Plan, build_plan
 from .protocol import lock_protocol
@@ -206,6 +207,10 @@ class StudyRunner:
             "verdict.fixed": ",".join(plan.arms.fixed) or "none",
             "verdict.searched": plan.arms.searched or "none",
             "verdict.reference": plan.arms.reference or "none",
+            **{
+                f"verdict.claim.{claim.name}": _claim_text(claim.arms)
+                for claim in (plan.claims if c.verdict.claims else ())
+            },
             "verdict.failure_margin": plan.failure_margin,
             "verdict.min_pairs": c.verdict.min_pairs,
             "verdict.min_students": c.verdict.min_students,
@@ -213,3 +218,9 @@ class StudyRunner:
             "optuna_storage": redact_url(self.options.resolved_storage()),
             "config_path": str(self.options.config_path),
         }
+
+
+def _claim_text(arms: Arms) -> str:
+    """A claim's arms in one MLflow parameter: ``dkd vs dkd_tuned, ref kd``."""
+    text = f"{','.join(arms.fixed)} vs {arms.searched}"
+    return text + (f", ref {arms.reference}" if arms.reference else "")

@@ -45,7 +45,7 @@ class PhaseScheduler:
             best = TrialRecord.from_trial(max(done, key=lambda t: (t.value, -t.number)))
             setting = best.hparams or {**unit.method.hparams(), **best.params}
             return Choice(setting, unit.cell.pair.label, best.number, best.value)
-        space = unit.method.cls.search_space
+        space = unit.method.space
         chosen = transferred_setting(
             {
                 p: [({k: h[k] for k in space}, v) for h, v in trials]

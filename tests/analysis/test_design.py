@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from helpers import REPO, study_records, tiny_study, write_yaml
 
 from redistill_study.analysis.design import (
@@ -119,6 +120,11 @@ def test_design_runs_on_every_shipped_study(study: str, capsys) -> None:
     figures = json.loads(capsys.readouterr().out)
     assert {"power", "size", "pairs_for_80", "fails_at_eighth", "fails_at_half"} <= set(figures)
     assert 0.0 <= figures["size"] <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 200)
+    claims = (yaml.safe_load((REPO / "studies" / study).read_text()).get("verdict") or {}).get(
+        "claims"
+    )
+    if claims:  # every claim's figures, by name, each simulated at α/K (Holm's first step)
+        assert set(figures["claims"]) == {c["name"] for c in claims}
 
 
 def test_design_takes_the_world_from_the_command_line(capsys) -> None:

@@ -1,0 +1,101 @@
+"""The verdict's claims, checked against the study's methods: every arm a method of the study, in
+a role its tuning allows, and every fixed arm the searched method itself at a fixed setting —
+each problem one line naming its key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._util import did_you_mean
+from ..losses import get_method
+from ._located import Located
+from .schema import MethodConfig, StudyConfig
+
+
+def searched_parameters(method: MethodConfig) -> list[str]:
+    """The parameters a tuned arm searches: its declared ``search``, else its whole space."""
+    return list(method.search or get_method(method.registered).search_space)
+
+
+def differences(fixed: MethodConfig, searched: MethodConfig) -> str | None:
+    """Why ``fixed`` is not ``searched`` at a fixed setting (None: it is). The two must run the
+    same loss (one class's ``terms``) and agree on every parameter the search leaves alone, so
+    that the regret isolates the searched parameters."""
+    f_cls, s_cls = get_method(fixed.registered), get_method(searched.registered)
+    if f_cls.terms is not s_cls.terms or f_cls.uses_teacher != s_cls.uses_teacher:
+        return (
+            f"{fixed.name!r} runs {fixed.registered} and the searched arm {searched.name!r} runs "
+            f"{searched.registered}: a claim compares one method at a fixed setting with the "
+            "same method searched"
+        )
+    free = set(searched_parameters(searched))
+    f_h: dict[str, Any] = {**f_cls.defaults, **fixed.params}
+    s_h: dict[str, Any] = {**s_cls.defaults, **searched.params}
+    differ = [k for k in dict.fromkeys([*f_h, *s_h]) if k not in free and f_h.get(k) != s_h.get(k)]
+    if not differ:
+        return None
+    shown = ", ".join(f"{k} {f_h.get(k)!r} ≠ {s_h.get(k)!r}" for k in differ)
+    return (
+        f"{fixed.name!r} and the searched arm {searched.name!r} differ outside the searched "
+        f"parameters ({', '.join(sorted(free))}): {shown}; give both the same value or search it"
+    )
+
+
+def check_verdict(config: StudyConfig, located: Located) -> None:
+    """Declared arms must be methods of the study, in a role their tuning allows; a declared
+    claim's fixed arms must be its searched method at a fixed setting."""
+    v = config.verdict
+    if v.claims is None:
+        _check_arms(config, located, ("verdict",), v.fixed or [], v.searched, v.reference)
+        return
+    for key in ("fixed", "searched", "reference"):
+        if getattr(v, key) is not None:
+            raise located.error(
+                ("verdict", key), "declare the arms inside verdict.claims, or drop claims"
+            )
+    seen: set[str] = set()
+    for i, claim in enumerate(v.claims):
+        where = ("verdict", "claims", i)
+        if claim.name in seen:
+            raise located.error((*where, "name"), f"{claim.name!r} names two claims")
+        seen.add(claim.name)
+        if claim.searched == "none":
+            raise located.error((*where, "searched"), "a claim needs a searched arm")
+        _check_arms(config, located, where, claim.fixed, claim.searched, claim.reference)
+        methods = {m.name: m for m in config.methods}
+        for j, name in enumerate(claim.fixed):
+            problem = differences(methods[name], methods[claim.searched])
+            if problem:
+                raise located.error((*where, "fixed", j), problem)
+
+
+def _check_arms(
+    config: StudyConfig,
+    located: Located,
+    where: tuple[str | int, ...],
+    fixed: list[str],
+    searched: str | None,
+    reference: str | None,
+) -> None:
+    methods = {m.name: m for m in config.methods}
+
+    def known(name: str, *key: str | int) -> MethodConfig:
+        if name not in methods:
+            hint = did_you_mean(name, list(methods))
+            raise located.error(
+                (*where, *key), f"unknown method {name!r}{hint} (known: {', '.join(methods)})"
+            )
+        return methods[name]
+
+    for i, name in enumerate(fixed):
+        if known(name, "fixed", i).is_tuned():
+            raise located.error(
+                (*where, "fixed", i), f"{name!r} is tuned; a fixed arm needs tune: false"
+            )
+    if searched not in (None, "none") and not known(searched, "searched").is_tuned():
+        raise located.error(
+            (*where, "searched"),
+            f"{searched!r} searches nothing; the searched arm needs tune: true",
+        )
+    if reference is not None:
+        known(reference, "reference")
