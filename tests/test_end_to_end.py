@@ -312,3 +312,55 @@ def test_a_store_busy_at_start_keeps_its_journal_until_a_later_start(tmp_path: P
     use_write_ahead_log(sqlite_url(path), wait=0.1)
     with contextlib.closing(sqlite3.connect(path)) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_study_with_two_claims_decides_and_records_each(tmp_path: Path, capsys) -> None:
+    data = tiny_study()
+    data["methods"] = [
+        {"name": "ce"},
+        {"name": "kd"},
+        {"name": "kd_tuned", "method": "kd", "tune": True, "search": ["T"], "trials": 3},
+        {"name": "redistill"},
+        {"name": "redistill_tuned", "trials": 3},
+    ]
+    data["verdict"] = {
+        "margin": 0.02,
+        "claims": [
+            {
+                "name": "lambda",
+                "fixed": "redistill",
+                "searched": "redistill_tuned",
+                "reference": "kd",
+            },
+            {"name": "kd_T4", "fixed": "kd", "searched": "kd_tuned", "reference": "ce"},
+        ],
+    }
+    config = write_yaml(tmp_path / "claims.yaml", data)
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--output", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "claims: 2, Holm across them" in printed
+    assert "claim lambda (redistill vs redistill_tuned, reference kd; α = " in printed
+    assert "claim kd_T4 (kd vs kd_tuned, reference ce; α = " in printed
+    # kd_tuned's searches sampled T alone; its final runs evaluate the best T with the rest at
+    # KD's defaults.
+    storage = f"sqlite:///{out / 'optuna.db'}"
+    studies = _studies(storage)
+    searches = [t for n, ts in studies.items() if "/kd_tuned/search" in n for t in ts]
+    assert searches and all(set(t.params) == {"T"} for t in searches)
+    # The invocation's run carries every claim's arms and outcome.
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("redistill.role") == "invocation"]
+    assert parent.data.params["verdict.claim.kd_T4"] == "kd vs kd_tuned, ref ce"
+    assert {"verdict/lambda/redistill/outcome", "verdict/kd_T4/kd/outcome"} <= set(
+        parent.data.metrics
+    )
+    # The report, read back from the stores, decides the same; design sizes every claim.
+    assert main(["report", "--output", str(out)]) == 0
+    reported = capsys.readouterr().out
+    assert reported.count("claim kd_T4 (") == 1 and reported.count("claim lambda (") == 1
+    assert main(["design", str(config), "--from-output", str(out), "--sims", "50"]) == 0
+    designed = capsys.readouterr().out
+    assert "2 claims, Holm across them: each is simulated at α/2 = 0.025" in designed
+    assert "claim kd_T4 (kd vs kd_tuned):" in designed and designed.count("estimated from") == 2

@@ -100,3 +100,48 @@ def test_the_readme_decision_example_runs_on_records_the_results_seam_builds() -
     exec(compile(example, "README.md", "exec"), names)
     assert names["d"].outcome in ("holds", "does not hold", "inconclusive")
     assert "redistill" in names["d"].arms
+
+
+def _yaml_blocks(after: str) -> list[str]:
+    text = (REPO / "README.md").read_text()
+    start = text.index(after)
+    return re.findall(r"```yaml\n(.*?)```", text[start:], re.S)
+
+
+def _with_methods(snippet: str) -> dict:
+    import yaml
+    from helpers import tiny_study
+
+    given = yaml.safe_load(snippet)
+    study = tiny_study()
+    names = {m["name"] for m in given["methods"]}
+    study["methods"] = [m for m in study["methods"] if m["name"] in ("ce", "kd")]
+    study["methods"] += [m for m in given["methods"] if m["name"] not in ("ce", "kd")]
+    study["verdict"] = given["verdict"]
+    assert names <= {m["name"] for m in study["methods"]}
+    return study
+
+
+def test_the_readme_claim_examples_validate_and_its_error_is_what_validate_says(
+    tmp_path: Path, capsys
+) -> None:
+    from helpers import write_yaml
+
+    from redistill_study.cli import main
+
+    opening = _yaml_blocks("# redistill-study")[0]
+    assert len(opening.strip().splitlines()) == 5  # "five lines of a study file"
+    claims = _yaml_blocks("### Claims: any method")[0]
+    for snippet in (opening, claims):
+        path = write_yaml(tmp_path / "claims.yaml", _with_methods(snippet))
+        assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+    # The error shown is the one validate prints when dkd's warm-up differs.
+    broken = claims.replace(
+        "{name: dkd, tune: false, params: {warmup: 1}}", "{name: dkd, tune: false}"
+    )
+    path = write_yaml(tmp_path / "study.yaml", _with_methods(broken))
+    assert main(["validate", str(path)]) == 2
+    printed = capsys.readouterr().err.split(": ", 2)[2]  # after "error: FILE:LINE"
+    text = (REPO / "README.md").read_text()
+    shown = re.search(r"```\nerror: study\.yaml:\d+: (.*)\n```", text)
+    assert shown is not None and printed.strip() == shown.group(1)

@@ -77,19 +77,28 @@ class StudyReport:
         if not self.others:
             return ""
         split = []
-        for arm, a in self.decision.arms.items():
-            outcomes = {self.recipe: a.outcome}
-            for other in self.others:
-                if arm in other.decision.arms:
-                    outcomes[other.recipe] = other.decision.arms[arm].outcome
-            if len(set(outcomes.values())) > 1:
-                split.append(f"{arm}: " + ", ".join(f"{o} under {r}" for r, o in outcomes.items()))
+        for claim, decision in self.decisions().items():
+            for arm, a in decision.arms.items():
+                outcomes = {self.recipe: a.outcome}
+                for other in self.others:
+                    theirs = other.decisions().get(claim)
+                    if theirs is not None and arm in theirs.arms:
+                        outcomes[other.recipe] = theirs.arms[arm].outcome
+                if len(set(outcomes.values())) > 1:
+                    named = f"{arm} ({claim})" if len(self.claims) > 1 else arm
+                    split.append(
+                        f"{named}: " + ", ".join(f"{o} under {r}" for r, o in outcomes.items())
+                    )
         if split:
             return (
                 "the recipes disagree — " + "; ".join(split) + ": the outcome depends on the "
                 "optimiser recipe, so it is not a property of the loss alone"
             )
         return "every recipe reaches the same outcome for every fixed arm"
+
+    def decisions(self) -> dict[str, Decision]:
+        """Each claim's decision by name (the one decision, under "", without claims)."""
+        return {c.name: c.decision for c in self.claims} or {"": self.decision}
 
     @property
     def fixed(self) -> str | None:

@@ -175,3 +175,48 @@ def test_the_readme_block_carries_every_estimate_and_the_failing_pairs() -> None
     ]
     assert report.decision.outcome == "does not hold"
     assert "so a lower bound above δ = 1.00 is a rejection" in block
+
+
+def _claims_results() -> SimpleNamespace:
+    """The same study with a second claim: KD's T fixed against T searched, reference ce."""
+    results = _results()
+    extra = []
+    for row in results.evaluations:
+        if row["method"] == "redistill_tuned":  # kd_tuned: final and transferred, near kd
+            extra.append({**row, "method": "kd_tuned", "test/top1": row["test/top1"] - 0.004})
+    results.evaluations += extra
+    results.study["claims"] = [
+        {
+            "name": "lambda",
+            "fixed": ["redistill", "redistill_student_first"],
+            "searched": "redistill_tuned",
+            "reference": "kd",
+        },
+        {"name": "kd_T4", "fixed": ["kd"], "searched": "kd_tuned", "reference": "ce"},
+    ]
+    return results
+
+
+def test_every_claim_has_its_forest_plots_estimates_and_transfer(tmp_path: Path) -> None:
+    report = build_report(_claims_results())
+    assert [c.name for c in report.claims] == ["lambda", "kd_T4"]
+    index, files = render_dashboard(report, tmp_path / "dashboard", "Claims", "constructed data")
+    names = {f.name for f in files}
+    # One forest plot per claim × fixed arm × noise setting.
+    forests = sorted(n for n in names if n.startswith("verdict-") and n.endswith(".svg"))
+    assert len(forests) == (2 + 1) * 2 and "verdict-kd_T4-kd-none.svg" in forests
+    page = index.read_text()
+    assert "claim kd_T4: " in page and "claim lambda: " in page  # the headline names both
+    assert 'id="claim-transfer"' in page and "kd_tuned (transferred) − kd" in page
+    block = markdown_summary(report)
+    assert "*Claim kd_T4: kd vs kd_tuned, reference ce" in block
+    assert "claims: 2, Holm across them" in block
+    if CHROMIUM is not None:  # and it draws every figure in a real browser
+        dom = _chromium("--virtual-time-budget=3000", "--dump-dom", index.resolve().as_uri())
+        assert dom.returncode == 0 and 'data-figures="ok"' in dom.stdout
+
+
+def test_a_study_with_one_claim_has_no_claim_views(tmp_path: Path) -> None:
+    index, _ = render_dashboard(build_report(_results()), tmp_path / "d", "One", "")
+    page = index.read_text()
+    assert 'id="claim-transfer"' not in page and "claim lambda" not in page

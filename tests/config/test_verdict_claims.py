@@ -1,0 +1,149 @@
+"""Claims in the study file: two claims validate and plan the right units; a claim that compares
+unrelated methods, or whose searched arm searches nothing, gets one line naming the key and
+exit 2; a method's declared search is a subset of its space, and a search samples only it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from helpers import tiny_study, validation_error, write_yaml
+
+from redistill_study.cli import main
+from redistill_study.config import StudyConfig
+from redistill_study.study.arms import Arms, Claim
+from redistill_study.study.phases import Phase
+from redistill_study.study.plan import build_plan
+
+
+def _two_claims(**verdict: Any) -> dict[str, Any]:
+    study = tiny_study()
+    study["methods"] = [
+        {"name": "ce"},
+        {"name": "kd"},
+        {"name": "redistill"},
+        {"name": "redistill_tuned", "trials": 3},
+        {"name": "dkd", "tune": False, "params": {"warmup": 1}},
+        {
+            "name": "dkd_tuned",
+            "method": "dkd",
+            "tune": True,
+            "search": ["alpha", "beta"],
+            "params": {"warmup": 1},
+            "trials": 3,
+        },
+    ]
+    study["verdict"] = {
+        "margin": 0.02,
+        "claims": [
+            {
+                "name": "lambda",
+                "fixed": "redistill",
+                "searched": "redistill_tuned",
+                "reference": "kd",
+            },
+            {"name": "dkd", "fixed": ["dkd"], "searched": "dkd_tuned", "reference": "kd"},
+        ],
+        **verdict,
+    }
+    return study
+
+
+def test_two_claims_validate_and_plan_their_units(tmp_path: Path, capsys) -> None:
+    path = write_yaml(tmp_path / "claims.yaml", _two_claims())
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+    plan = build_plan(StudyConfig.model_validate(_two_claims()))
+    assert plan.claims == (
+        Claim("lambda", Arms(("redistill",), "redistill_tuned", "kd")),
+        Claim("dkd", Arms(("dkd",), "dkd_tuned", "kd")),
+    )
+    assert plan.arms == plan.claims[0].arms  # the headline
+    units = {(u.method.name, u.phase) for u in plan.first_units()}
+    assert ("dkd_tuned", Phase.SEARCH) in units and ("dkd", Phase.SEEDS) in units
+    dependent = {(u.method.name, u.phase) for u in plan.dependent_units()}
+    assert {("dkd_tuned", Phase.FINAL), ("dkd_tuned", Phase.TRANSFER)} <= dependent
+    # Every claim is part of the locked protocol.
+    assert [c["name"] for c in plan.protocol()["verdict"]["claims"]] == ["lambda", "dkd"]
+
+
+def test_a_declared_search_samples_only_its_parameters() -> None:
+    plan = build_plan(StudyConfig.model_validate(_two_claims()))
+    tuned = plan.method("dkd_tuned")
+    assert set(tuned.space) == {"alpha", "beta"}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    suggested = tuned.suggest(trial)
+    assert set(suggested) == {"alpha", "beta"} and set(trial.params) == {"alpha", "beta"}
+    assert tuned.hparams()["T"] == 4.0 and tuned.hparams()["warmup"] == 1  # the rest fixed
+    assert set(plan.method("redistill_tuned").space) == {"lam"}  # no search: the whole space
+
+
+def test_a_study_without_claims_has_the_one_lambda_claim() -> None:
+    plan = build_plan(StudyConfig.model_validate(tiny_study()))
+    assert plan.claims == (Claim("lambda", Arms(("redistill",), "redistill_tuned", "kd")),)
+    assert "claims" not in plan.protocol()["verdict"]  # resumes as a study from before claims
+
+
+def _claim(study: dict[str, Any], i: int) -> dict[str, Any]:
+    return study["verdict"]["claims"][i]
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "expected"),
+    [
+        (  # a fixed arm of another method
+            lambda d: _claim(d, 1).update(fixed=["kd"]),
+            "verdict.claims[1].fixed[0]",
+            "'kd' runs kd and the searched arm 'dkd_tuned' runs dkd",
+        ),
+        (  # the same method at a different non-searched setting: the parameter is named
+            lambda d: d["methods"][4].update(params={}),
+            "verdict.claims[1].fixed[0]",
+            "outside the searched parameters (alpha, beta): warmup 20 ≠ 1",
+        ),
+        (  # a searched arm that searches nothing
+            lambda d: _claim(d, 1).update(searched="dkd"),
+            "verdict.claims[1].searched",
+            "'dkd' searches nothing; the searched arm needs tune: true",
+        ),
+        (
+            lambda d: _claim(d, 0).update(reference="kdd"),
+            "verdict.claims[0].reference",
+            "unknown method 'kdd'; did you mean 'kd'",
+        ),
+        (
+            lambda d: _claim(d, 1).update(name="lambda"),
+            "verdict.claims[1].name",
+            "'lambda' names two claims",
+        ),
+        (  # claims and the one-claim keys together
+            lambda d: d["verdict"].update(fixed=["redistill"]),
+            "verdict.fixed",
+            "declare the arms inside verdict.claims, or drop claims",
+        ),
+        (
+            lambda d: d["methods"][5].update(search=["alpha", "gamma"]),
+            "methods[5].search",
+            "'gamma' is not in dkd's search space (searchable: alpha, beta, T)",
+        ),
+        (
+            lambda d: d["methods"][4].update(search=["alpha"]),
+            "methods[4].search",
+            "searches nothing with tune: false",
+        ),
+        (
+            lambda d: _claim(d, 0).pop("reference"),
+            "verdict.claims[0].reference",
+            "required",
+        ),
+    ],
+)
+def test_an_invalid_claim_gets_one_line_and_exit_2(
+    tmp_path: Path, capsys, change, key: str, expected: str
+) -> None:
+    study = _two_claims()
+    change(study)
+    err = validation_error(tmp_path, study, capsys)  # exit 2, one line, no traceback
+    assert f": {key}:" in err and expected in err, err
