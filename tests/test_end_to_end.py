@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from redistill_study.cli import main
 from redistill_study.errors import UserError
+from redistill_study.study.attrs import TrialRecord
 from redistill_study.study.storage import open_storage_readonly, sqlite_url, use_write_ahead_log
 from redistill_study.tracking import PARAM_KEYS
 
@@ -339,7 +340,7 @@ def test_a_study_with_two_claims_decides_and_records_each(tmp_path: Path, capsys
     out = tmp_path / "out"
     assert main(["run", str(config), "--output", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "claims: 2, Holm across them" in printed
+    assert "claims: 2, Bonferroni across them" in printed
     assert "claim lambda (redistill vs redistill_tuned, reference kd; α = " in printed
     assert "claim kd_T4 (kd vs kd_tuned, reference ce; α = " in printed
     # kd_tuned's searches sampled T alone; its final runs evaluate the best T with the rest at
@@ -348,6 +349,15 @@ def test_a_study_with_two_claims_decides_and_records_each(tmp_path: Path, capsys
     studies = _studies(storage)
     searches = [t for n, ts in studies.items() if "/kd_tuned/search" in n for t in ts]
     assert searches and all(set(t.params) == {"T"} for t in searches)
+    tried = {t.params["T"] for t in searches}
+    for name in (n for n in studies if "/kd_tuned/final" in n or "/kd_tuned/transfer" in n):
+        for t in studies[name]:
+            setting = TrialRecord.from_trial(t).hparams
+            assert setting["w_kd"] == 0.9 and setting["w_ce"] == 0.1 and setting["lam"] == 0.0
+            if name.endswith("/final"):
+                assert setting["T"] in tried  # its own pair's best
+            else:
+                assert 1.0 <= setting["T"] <= 8.0  # chosen from the other pair's curve
     # The invocation's run carries every claim's arms and outcome.
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
@@ -362,5 +372,5 @@ def test_a_study_with_two_claims_decides_and_records_each(tmp_path: Path, capsys
     assert reported.count("claim kd_T4 (") == 1 and reported.count("claim lambda (") == 1
     assert main(["design", str(config), "--from-output", str(out), "--sims", "50"]) == 0
     designed = capsys.readouterr().out
-    assert "2 claims, Holm across them: each is simulated at α/2 = 0.025" in designed
+    assert "2 claims, Bonferroni across them: each is simulated at α/2 = 0.025" in designed
     assert "claim kd_T4 (kd vs kd_tuned):" in designed and designed.count("estimated from") == 2

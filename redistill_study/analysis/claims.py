@@ -1,14 +1,14 @@
-"""Several claims, one decision each, with Holm across them.
+"""Several claims, one decision each, with Bonferroni across them.
 
 A study may declare several "no tuning needed" claims (λ = 2/3, DKD's (α, β) = (1, 8), KD's
-T = 4 …). Each is decided by the full rule (:func:`~redistill_study.analysis.verdict.decide`);
-the family-wise error over the claims is held at α by Holm's step-down: every claim is decided at
-α/K; each claim decided there (every fixed arm holds or does not hold) frees its share, and the
-claims still open are decided again at α/(K − d); a decision, once reached, stands. The argument
-is Holm's: the first wrong decision about a claim happens at a level ≤ α/K₀ (K₀ the claims for
-which it is wrong), and both of the rule's decisions are contained in events monotone in the
-level ("holds" needs every upper bound below δ at that level, hence at α/K₀; "does not hold"
-needs a rejection at that level, hence at α/K₀), each of probability ≤ α/K₀ (docs/method.md §6).
+T = 4 …). Each is decided by the full rule (:func:`~redistill_study.analysis.verdict.decide`) at
+α/K, K the number of claims: where the rule's chance of a wrong decision about a claim at level a
+is at most a (the wrong "holds" of a claim false in the mean, the wrong "does not hold" of a true
+one; docs/method.md §6 gives its calibration), the chance of any wrong decision over the K
+claims is at most α whatever their dependence — and they are dependent: they share pairs, seeds
+and often the reference. Holm's step-down is not used: the rule decides in two directions, and a
+share freed by a right decision in one direction would be spent on a test in the other, the
+directional case for which Holm's control is not established under dependence.
 
 >>> from redistill_study.study.arms import Arms, Claim
 >>> recs = [
@@ -34,7 +34,6 @@ from typing import Any
 from ..study.arms import Claim
 from .verdict import (
     AS_RECORDED,
-    OUTCOME_OPEN,
     Decision,
     Declared,
     Thresholds,
@@ -71,38 +70,20 @@ def decide_claims(
     claims: Sequence[Claim],
     declared: Declared = AS_RECORDED,
 ) -> list[ClaimDecision]:
-    """Decide every claim, in the declared order, with Holm across them."""
+    """Decide every claim, in the declared order, each at α/K."""
     records = list(evaluations)
-    reached: dict[str, ClaimDecision] = {}
-    latest: dict[str, ClaimDecision] = {}
-    open_claims = list(claims)
-    while open_claims:
-        level = thresholds.alpha / len(open_claims)
-        at_level = replace(thresholds, alpha=level)
-        for claim in open_claims:
-            latest[claim.name] = ClaimDecision(
-                claim, decide(records, at_level, claim.arms, declared), level
-            )
-        newly = [c for c in open_claims if _decided(latest[c.name].decision)]
-        if not newly:
-            break
-        reached.update((c.name, latest[c.name]) for c in newly)
-        open_claims = [c for c in open_claims if c not in newly]
-    out = [reached.get(c.name) or latest[c.name] for c in claims]
+    level = thresholds.alpha / max(len(claims), 1)
+    at_level = replace(thresholds, alpha=level)
+    out = [ClaimDecision(c, decide(records, at_level, c.arms, declared), level) for c in claims]
     if len(claims) > 1:
         for c in out:
-            c.decision.criterion += _holm_sentence(len(claims), thresholds.alpha, c.level)
+            c.decision.criterion += _bonferroni_sentence(len(claims), thresholds.alpha)
     return out
 
 
-def _decided(decision: Decision) -> bool:
-    return bool(decision.outcomes) and OUTCOME_OPEN not in decision.outcomes.values()
-
-
-def _holm_sentence(claims: int, alpha: float, level: float) -> str:
+def _bonferroni_sentence(claims: int, alpha: float) -> str:
     return (
-        f" Across the study's {claims} claims, Holm's step-down holds the family-wise error at "
-        f"α = {alpha:g}: each claim is decided at α/{claims} = {alpha / claims:.4g}, and each "
-        f"claim decided frees its share for those still open; this one was decided at "
-        f"α = {level:.4g}."
+        f" The study declares {claims} claims: each is decided at α/{claims} = "
+        f"{alpha / claims:.4g} (Bonferroni), so that the chance of any wrong decision over the "
+        f"claims is at most α = {alpha:g} however they depend on each other."
     )

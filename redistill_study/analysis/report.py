@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from ..study.arms import DEFAULT_CLAIM
 from .record_views import RecordViews
 from .rule import FAILS, HOLDS, OUTCOMES
 from .summary import StudyReport
@@ -95,4 +96,7 @@ def write_outputs(report: StudyReport, output: Path, meta: str = "") -> dict[str
 def _question(report: StudyReport) -> str:
     if len(report.claims) > 1:
         return "Do fixed settings generalise? (" + ", ".join(c.name for c in report.claims) + ")"
-    return "Does one fixed λ generalise?"
+    if not report.claims or report.claims[0].name == DEFAULT_CLAIM:
+        return "Does one fixed λ generalise?"
+    (claim,) = report.claims
+    return f"Does {', '.join(claim.claim.arms.fixed)} need no tuning? (claim {claim.name})"

@@ -215,7 +215,7 @@ def _recipe_report(
     if decision.primary:
         comparisons += against_fixed(evaluations, decision.primary, noise_order)
     comparisons += transfer_regrets(evaluations, noise_order)
-    if len(decided) > 1:
+    if decided:
         comparisons += claim_transfer_regrets(
             evaluations, [c.claim.arms for c in decided], noise_order
         )

@@ -35,7 +35,7 @@ def verdict_lines(report: StudyReport) -> list[str]:
     where the study declares several), and each secondary recipe's verdict."""
     under = f" ({report.recipe_text}, primary)" if report.recipe and report.others else ""
     if len(report.claims) > 1:
-        lines = [f"claims{under}: {len(report.claims)}, Holm across them"]
+        lines = [f"claims{under}: {len(report.claims)}, Bonferroni across them"]
         for c in report.claims:
             lines += _decision_lines(
                 c.decision, f"claim {c.name} ({c.arms_text}; α = {c.level:.4g})"

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     plan = build_plan(config)
     claims = plan.claims
     thresholds = _thresholds(config, plan)
-    if len(claims) > 1:  # Holm across claims: each first faces α/K
+    if len(claims) > 1:  # Bonferroni across claims: each is decided at α/K
         thresholds = replace(thresholds, alpha=thresholds.alpha / len(claims))
     design = _design(config, plan, thresholds)
     shown = args.study or f"{path.name} (embedded)"
@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
         print(texts[0])
     else:
         print(
-            f"{len(claims)} claims, Holm across them: each is simulated at α/{len(claims)} = "
-            f"{thresholds.alpha:.4g}, the level it first faces"
+            f"{len(claims)} claims, Bonferroni across them: each is simulated at "
+            f"α/{len(claims)} = {thresholds.alpha:.4g}, the level it is decided at"
         )
         for claim, text in zip(claims, texts):
             arms = claim.arms

@@ -215,15 +215,18 @@ def _check_recipes(config: StudyConfig, located: Located) -> None:
                     ("recipes", i, "methods", j), _unknown(name, list(known), "method")
                 )
         claims = config.verdict.claims
-        reference = (claims[0].reference if claims else config.verdict.reference) or (
-            "kd" if "kd" in known and not claims else None
-        )
-        if reference is not None and reference not in recipe.methods:
-            raise located.error(
-                ("recipes", i, "methods"),
-                f"must include the verdict's reference {reference!r}: each recipe's verdict "
-                "compares against it",
-            )
+        references: list[str | None]
+        if claims:  # each claim the recipe asks (it trains a fixed arm) needs its reference
+            references = [c.reference for c in claims if any(f in recipe.methods for f in c.fixed)]
+        else:
+            references = [config.verdict.reference or ("kd" if "kd" in known else None)]
+        for reference in dict.fromkeys(references):
+            if reference is not None and reference not in recipe.methods:
+                raise located.error(
+                    ("recipes", i, "methods"),
+                    f"must include the verdict's reference {reference!r}: each recipe's verdict "
+                    "compares against it",
+                )
 
 
 def _class_count(config: StudyConfig, base_dir: Path) -> int | None:

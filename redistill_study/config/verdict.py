@@ -16,7 +16,10 @@ class ClaimConfig(Strict):
     """
 
     name: str = Field(
-        min_length=1, max_length=100, pattern=r"^[\w.+-]+$", description="the claim's name"
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]*$",  # a part of MLflow parameter and metric keys
+        description="the claim's name (letters, digits, _ and -)",
     )
     fixed: list[str] = Field(
         min_length=1,
@@ -59,8 +62,8 @@ class VerdictConfig(Strict):
     claims: list[ClaimConfig] | None = Field(
         None,
         min_length=1,
-        description="the claims, each decided on its own with Holm across them (null: the one "
-        "claim that fixed, searched and reference declare)",
+        description="the claims, each decided on its own at α/K (Bonferroni across them; null: "
+        "the one claim that fixed, searched and reference declare)",
     )
     failure_margin: float | None = Field(
         None,

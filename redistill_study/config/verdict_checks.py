@@ -22,7 +22,7 @@ def differences(fixed: MethodConfig, searched: MethodConfig) -> str | None:
     same loss (one class's ``terms``) and agree on every parameter the search leaves alone, so
     that the regret isolates the searched parameters."""
     f_cls, s_cls = get_method(fixed.registered), get_method(searched.registered)
-    if f_cls.terms is not s_cls.terms or f_cls.uses_teacher != s_cls.uses_teacher:
+    if _behaviour(f_cls) != _behaviour(s_cls) or f_cls.uses_teacher != s_cls.uses_teacher:
         return (
             f"{fixed.name!r} runs {fixed.registered} and the searched arm {searched.name!r} runs "
             f"{searched.registered}: a claim compares one method at a fixed setting with the "
@@ -39,6 +39,20 @@ def differences(fixed: MethodConfig, searched: MethodConfig) -> str | None:
         f"{fixed.name!r} and the searched arm {searched.name!r} differ outside the searched "
         f"parameters ({', '.join(sorted(free))}): {shown}; give both the same value or search it"
     )
+
+
+def _behaviour(cls: type) -> dict[str, object]:
+    """What a method class computes: every method and property it has, as the class in its MRO
+    that defines it holds it (metadata — name, defaults, spaces — is data, not behaviour). Two
+    classes with the same behaviour differ only in their defaults, as ``redistill`` and
+    ``redistill_tuned`` do; ``lskd`` reuses KD's ``terms()`` but not its distributions."""
+    out: dict[str, object] = {}
+    for klass in cls.__mro__[:-1]:  # not object
+        for name, value in vars(klass).items():
+            hook = callable(value) or isinstance(value, (property, classmethod, staticmethod))
+            if hook and not name.startswith("__"):
+                out.setdefault(name, value)
+    return out
 
 
 def check_verdict(config: StudyConfig, located: Located) -> None:

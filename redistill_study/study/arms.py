@@ -54,8 +54,14 @@ class Claim:
 
 def claims_of(summary: Mapping[str, Any]) -> tuple[Claim, ...]:
     """The claims a stored study summary declares (a summary without ``claims``, as every study
-    had before claims, declares one: its ``fixed``, ``searched`` and ``reference``)."""
-    if summary.get("claims"):
+    had before claims, declares one: its ``fixed``, ``searched`` and ``reference``).
+
+    >>> [c.name for c in claims_of({"fixed": ["redistill"], "searched": "redistill_tuned"})]
+    ['lambda']
+    >>> claims_of({"claims": []})
+    ()
+    """
+    if summary.get("claims") is not None:  # [] : a recipe that asks none of them
         return tuple(Claim.from_dict(c) for c in summary["claims"])
     arms = Arms(
         tuple(summary.get("fixed") or ()), summary.get("searched"), summary.get("reference")

@@ -256,6 +256,12 @@ class Plan:
                     if self.config.verdict.claims
                     else {}
                 ),
+                # Likewise the declared searches: a changed space would mix two in one search.
+                **(
+                    {"searches": {m.name: list(m.config.search or ()) for m in searches}}
+                    if (searches := [m for m in self.methods if m.tune and m.config.search])
+                    else {}
+                ),
                 "primary_recipe": self.primary_recipe,
                 "failure_margin": self.failure_margin,
                 "min_pairs": self.config.verdict.min_pairs,

@@ -15,7 +15,8 @@ from .plan import Plan
 from .queue import create_named_study
 
 PROTOCOL_KEY = "protocol"
-# Declared keys that studies started by earlier versions did not record.
+# Declared keys that studies started by earlier versions did not record (and, by prefix, the
+# declared search spaces, first recorded after the first version that had them).
 ADDED_LATER = frozenset(
     {"verdict.failure_margin", "verdict.min_pairs", "verdict.min_students", "verdict.min_teachers"}
 )
@@ -52,8 +53,10 @@ def lock_protocol(storage: BaseStorage, plan: Plan, source: str) -> dict[str, An
                 "this study started; restore it, or declare the changed recipe under a new name"
             )
     flat = _flatten({k: v for k, v in recorded.items() if k != "recipes"})
-    for key, value in _flatten({k: v for k, v in wanted.items() if k != "recipes"}).items():
-        if key not in flat and key in ADDED_LATER:
+    now = _flatten({k: v for k, v in wanted.items() if k != "recipes"})
+    for key in dict.fromkeys([*now, *flat]):  # a key dropped since (claims: …) is a change too
+        value = now.get(key)
+        if key not in flat and (key in ADDED_LATER or key.startswith("verdict.searches.")):
             continue  # a study started before the key existed: it keeps the rule it had
         before = flat.get(key)
         if before != value:

@@ -133,6 +133,7 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
         "optimal-lambda",
         "vs-fixed",
         "transfer-regret",
+        "claim-transfer",
         "noise-slopes",
         "cells",
     }
@@ -210,13 +211,17 @@ def test_every_claim_has_its_forest_plots_estimates_and_transfer(tmp_path: Path)
     assert 'id="claim-transfer"' in page and "kd_tuned (transferred) − kd" in page
     block = markdown_summary(report)
     assert "*Claim kd_T4: kd vs kd_tuned, reference ce" in block
-    assert "claims: 2, Holm across them" in block
+    assert "claims: 2, Bonferroni across them" in block
     if CHROMIUM is not None:  # and it draws every figure in a real browser
         dom = _chromium("--virtual-time-budget=3000", "--dump-dom", index.resolve().as_uri())
         assert dom.returncode == 0 and 'data-figures="ok"' in dom.stdout
 
 
-def test_a_study_with_one_claim_has_no_claim_views(tmp_path: Path) -> None:
-    index, _ = render_dashboard(build_report(_results()), tmp_path / "d", "One", "")
+def test_a_study_with_one_claim_is_shown_as_before(tmp_path: Path) -> None:
+    report = build_report(_results())
+    index, _ = render_dashboard(report, tmp_path / "d", "One", "")
     page = index.read_text()
-    assert 'id="claim-transfer"' not in page and "claim lambda" not in page
+    assert "claim lambda" not in page and "Bonferroni" not in report.decision.criterion
+    # Its transferred setting against the fixed arms is shown, without a claim's name.
+    assert "redistill_tuned (transferred) − redistill_student_first" in page
+    assert not any(n.startswith("verdict-lambda") for n in (p.name for p in index.parent.iterdir()))

@@ -133,6 +133,31 @@ def _claim(study: dict[str, Any], i: int) -> dict[str, Any]:
             "methods[4].search",
             "searches nothing with tune: false",
         ),
+        (  # the same loss function, other distributions: lskd is not kd at a setting
+            lambda d: (
+                d["methods"].append(
+                    {"name": "lskd_tuned", "method": "lskd", "tune": True, "search": ["T"]}
+                )
+                or _claim(d, 1).update(fixed=["kd"], searched="lskd_tuned")
+            ),
+            "verdict.claims[1].fixed[0]",
+            "'kd' runs kd and the searched arm 'lskd_tuned' runs lskd",
+        ),
+        (  # a name that could not key an MLflow parameter
+            lambda d: _claim(d, 1).update(name="dkd+8"),
+            "verdict.claims[1].name",
+            "should match pattern",
+        ),
+        (  # a secondary recipe that asks a claim needs that claim's reference
+            lambda d: d.update(
+                recipes=[
+                    {"name": "plain", "primary": True},
+                    {"name": "clip1", "grad_clip": 1, "methods": ["ce", "dkd", "dkd_tuned"]},
+                ]
+            ),
+            "recipes[1].methods",
+            "must include the verdict's reference 'kd'",
+        ),
         (
             lambda d: _claim(d, 0).pop("reference"),
             "verdict.claims[0].reference",

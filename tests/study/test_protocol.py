@@ -30,3 +30,30 @@ def test_the_protocol_refuses_a_changed_question_and_welcomes_a_new_recipe(
     )
     with pytest.raises(UserError, match=r"recipes\.clip1: .* differs"):
         lock_protocol(storage, clip2, "s.yaml")
+
+
+def test_claims_and_declared_searches_are_locked_both_ways(storage_url: str) -> None:
+    storage = open_storage(storage_url)
+    methods = [
+        {"name": "ce"},
+        {"name": "kd"},
+        {"name": "kd_tuned", "method": "kd", "tune": True, "search": ["T"], "trials": 2},
+        {"name": "redistill"},
+        {"name": "redistill_tuned", "trials": 2},
+    ]
+    claims = [
+        {"name": "lambda", "fixed": "redistill", "searched": "redistill_tuned", "reference": "kd"},
+        {"name": "kd_T4", "fixed": "kd", "searched": "kd_tuned", "reference": "ce"},
+    ]
+    plan = one_pair_plan(methods=methods, verdict={"claims": claims})
+    lock_protocol(storage, plan, "s.yaml")
+    lock_protocol(storage, plan, "s.yaml")
+    # Dropping a claim — or every claim, leaving the one that the first one's arms make — is a
+    # change of the question, refused like any other.
+    for verdict in ({"claims": claims[:1]}, {}):
+        with pytest.raises(UserError, match=r"s\.yaml: verdict\.claims: .* differs"):
+            lock_protocol(storage, one_pair_plan(methods=methods, verdict=verdict), "s.yaml")
+    # So is a searched arm's declared space.
+    wider = [*methods[:2], {**methods[2], "search": ["T", "w_kd"]}, *methods[3:]]
+    with pytest.raises(UserError, match=r"verdict\.searches\.kd_tuned: .* differs"):
+        lock_protocol(storage, one_pair_plan(methods=wider, verdict={"claims": claims}), "s.yaml")
