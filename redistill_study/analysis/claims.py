@@ -69,15 +69,18 @@ def decide_claims(
     thresholds: Thresholds,
     claims: Sequence[Claim],
     declared: Declared = AS_RECORDED,
+    family: int | None = None,
 ) -> list[ClaimDecision]:
-    """Decide every claim, in the declared order, each at α/K."""
+    """Decide every claim, in the declared order, each at α/K; K is ``family`` where given (a
+    recipe that asks only some of the study's claims decides them at the study's level)."""
     records = list(evaluations)
-    level = thresholds.alpha / max(len(claims), 1)
+    family = family or len(claims)
+    level = thresholds.alpha / max(family, 1)
     at_level = replace(thresholds, alpha=level)
     out = [ClaimDecision(c, decide(records, at_level, c.arms, declared), level) for c in claims]
-    if len(claims) > 1:
+    if family > 1:
         for c in out:
-            c.decision.criterion += _bonferroni_sentence(len(claims), thresholds.alpha)
+            c.decision.criterion += _bonferroni_sentence(family, thresholds.alpha)
     return out
 
 

@@ -57,12 +57,12 @@ def render_dashboard(
         )
     d = report.decision
     verdict_class = {OUTCOMES[HOLDS]: "holds", OUTCOMES[FAILS]: "fails"}.get(d.outcome, "open")
-    decisions = [c.decision for c in report.claims] if len(report.claims) > 1 else [d]
+    decisions = [c.decision for c in report.claims] if report.several_claims else [d]
     changes = [
         f"{arm}: {a.would_change}" for x in decisions for arm, a in x.arms.items() if a.would_change
     ]
     text = d.text
-    if len(report.claims) > 1:
+    if report.several_claims:
         text = " · ".join(f"claim {c.name}: {c.decision.text}" for c in report.claims)
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = (
@@ -94,7 +94,7 @@ def write_outputs(report: StudyReport, output: Path, meta: str = "") -> dict[str
 
 
 def _question(report: StudyReport) -> str:
-    if len(report.claims) > 1:
+    if report.several_claims:
         return "Do fixed settings generalise? (" + ", ".join(c.name for c in report.claims) + ")"
     if not report.claims or report.claims[0].name == DEFAULT_CLAIM:
         return "Does one fixed λ generalise?"

@@ -85,7 +85,7 @@ class StudyReport:
                     if theirs is not None and arm in theirs.arms:
                         outcomes[other.recipe] = theirs.arms[arm].outcome
                 if len(set(outcomes.values())) > 1:
-                    named = f"{arm} ({claim})" if len(self.claims) > 1 else arm
+                    named = f"{arm} ({claim})" if self.several_claims else arm
                     split.append(
                         f"{named}: " + ", ".join(f"{o} under {r}" for r, o in outcomes.items())
                     )
@@ -95,6 +95,11 @@ class StudyReport:
                 "optimiser recipe, so it is not a property of the loss alone"
             )
         return "every recipe reaches the same outcome for every fixed arm"
+
+    @property
+    def several_claims(self) -> bool:
+        """The study declares more than one claim (shown, and keyed, by claim)."""
+        return int(self.study.get("claim_family") or len(self.claims)) > 1
 
     def decisions(self) -> dict[str, Decision]:
         """Each claim's decision by name (the one decision, under "", without claims)."""
@@ -133,6 +138,7 @@ def build_report(results: Any) -> StudyReport:
             "fixed": [a for a in study.get("fixed") or () if a in trained],
             "searched": study.get("searched") if study.get("searched") in trained else None,
             "claims": _trained_claims(study, trained),
+            "claim_family": len(claims_of(study)),  # each recipe decides at the study's α/K
         }
         report = _recipe_report(
             sub,
@@ -208,7 +214,8 @@ def _recipe_report(
     evaluations = list(evaluations)
     thresholds, _, declared = question_of(study)
     claims = claims_of(study)
-    decided = decide_claims(evaluations, thresholds, claims, declared) if claims else []
+    family = study.get("claim_family")
+    decided = decide_claims(evaluations, thresholds, claims, declared, family) if claims else []
     decision = decided[0].decision if decided else decide(evaluations, *question_of(study))
     noise_order = study.get("noise_order") or []
     comparisons: list[Comparison] = []
@@ -246,7 +253,7 @@ def verdict_metrics(report: StudyReport) -> dict[str, float]:
         # The primary recipe's under verdict/<arm>/…, a secondary one's under verdict.<recipe>/;
         # with several claims, each claim's under …/<claim>/<arm>/.
         prefix = "verdict" if r is report else f"verdict.{r.recipe}"
-        if len(r.claims) > 1:
+        if r.several_claims:
             for c in r.claims:
                 out.update(_arm_metrics(f"{prefix}/{c.name}", c.decision))
         else:

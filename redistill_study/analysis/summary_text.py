@@ -34,7 +34,7 @@ def verdict_lines(report: StudyReport) -> list[str]:
     """The verdict's lines: the outcome, the notes, what would decide an open arm (per claim,
     where the study declares several), and each secondary recipe's verdict."""
     under = f" ({report.recipe_text}, primary)" if report.recipe and report.others else ""
-    if len(report.claims) > 1:
+    if report.several_claims:
         lines = [f"claims{under}: {len(report.claims)}, Bonferroni across them"]
         for c in report.claims:
             lines += _decision_lines(
@@ -45,13 +45,15 @@ def verdict_lines(report: StudyReport) -> list[str]:
     if report.pending:
         lines.append(f"note: {report.pending} evaluation run(s) not finished yet")
     for other in report.others:
-        decided = other.claims if len(other.claims) > 1 else ()
+        decided = other.claims if other.several_claims else ()
         if not decided:
             lines.append(f"under {other.recipe_text}: {other.decision.text}")
             if other.decision.arms:
                 lines.append(f"  outcomes: {_outcomes(other.decision)}")
         for c in decided:
-            lines.append(f"under {other.recipe_text}, claim {c.name}: {c.decision.text}")
+            lines.append(
+                f"under {other.recipe_text}, claim {c.name} (α = {c.level:.4g}): {c.decision.text}"
+            )
             if c.decision.arms:
                 lines.append(f"  outcomes: {_outcomes(c.decision)}")
     if report.others:
@@ -114,7 +116,7 @@ def markdown_summary(report: StudyReport) -> str:
 
 def _claims_markdown(report: StudyReport) -> list[str]:
     """The evidence of each claim (of the one decision, for a study with one claim)."""
-    if len(report.claims) <= 1:
+    if not report.several_claims:
         return _evidence_markdown(report.decision)
     out = []
     for c in report.claims:

@@ -72,7 +72,7 @@ def forest_rows(
 class VerdictViews(DashboardFiles):
     def _decisions(self) -> list[tuple[str, Decision]]:
         """(claim name, decision) per claim; the name is "" for a study with one claim."""
-        if len(self.r.claims) > 1:
+        if self.r.several_claims:
             return [(c.name, c.decision) for c in self.r.claims]
         return [("", self.r.decision)]
 
@@ -104,7 +104,7 @@ class VerdictViews(DashboardFiles):
         for claim, e in estimates:
             rows.append(
                 [
-                    *([claim] if len(self.r.claims) > 1 else []),
+                    *([claim] if self.r.several_claims else []),
                     e.arm,
                     e.noise,
                     f"{e.quantity} vs {e.against}",
@@ -132,7 +132,7 @@ class VerdictViews(DashboardFiles):
         ]
         out = html_table(
             [
-                *(["claim"] if len(self.r.claims) > 1 else []),
+                *(["claim"] if self.r.several_claims else []),
                 "arm",
                 "noise",
                 "quantity",
@@ -144,7 +144,7 @@ class VerdictViews(DashboardFiles):
                 "new pair, 95 %",
             ],
             rows,
-            3 + (len(self.r.claims) > 1),
+            3 + self.r.several_claims,
         )
         if incomplete:
             out += "<p class='note'>Incomplete cells, kept out of the decision:</p>" + html_table(
@@ -160,7 +160,7 @@ class VerdictViews(DashboardFiles):
             role = "primary" if r is self.r else "secondary"
             name = r.recipe_text or f"recipe {r.study.get('primary_recipe') or 'as declared'}"
             decisions = [(c.name, c.decision) for c in r.claims]
-            for claim, d in decisions if len(decisions) > 1 else [("", r.decision)]:
+            for claim, d in decisions if r.several_claims else [("", r.decision)]:
                 outcomes = " · ".join(f"{arm} {a.outcome}" for arm, a in d.arms.items())
                 shown = f"{name}, claim {claim}" if claim else name
                 rows.append([shown, role, d.text, outcomes or "—"])

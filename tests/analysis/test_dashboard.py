@@ -225,3 +225,28 @@ def test_a_study_with_one_claim_is_shown_as_before(tmp_path: Path) -> None:
     # Its transferred setting against the fixed arms is shown, without a claim's name.
     assert "redistill_tuned (transferred) − redistill_student_first" in page
     assert not any(n.startswith("verdict-lambda") for n in (p.name for p in index.parent.iterdir()))
+
+
+def test_a_recipe_that_asks_some_claims_decides_them_at_the_studys_level() -> None:
+    results = _claims_results()
+    clipped = ("ce", "kd", "kd_tuned")  # kd_T4's arms only: lambda is not asked under clip1
+    for row in results.evaluations:
+        row["recipe"] = "plain"
+    results.evaluations += [
+        {**row, "recipe": "clip1"} for row in results.evaluations if row["method"] in clipped
+    ]
+    methods = sorted({row["method"] for row in results.evaluations})
+    results.study.update(
+        recipes={"plain": "", "clip1": "grad_clip 1"},
+        primary_recipe="plain",
+        recipe_methods={"plain": methods, "clip1": list(clipped)},
+        methods=methods,
+    )
+    report = build_report(results)
+    (clip1,) = report.others
+    assert [c.name for c in clip1.claims] == ["kd_T4"]
+    # One claim asked, but of a study of two: decided at α/2, and shown by claim.
+    assert clip1.claims[0].level == 0.05 / 2 and clip1.several_claims
+    assert all(c.level == 0.05 / 2 for c in report.claims)
+    block = markdown_summary(report)
+    assert "under recipe clip1 (grad_clip 1), claim kd_T4 (α = 0.025): " in block
