@@ -122,6 +122,22 @@ def _claims_markdown(report: StudyReport) -> list[str]:
     for c in report.claims:
         out += ["", f"*Claim {c.name}: {c.arms_text} (decided at α = {c.level:.4g})*"]
         out += _evidence_markdown(c.decision)
+    moved = [c for c in report.comparisons if c.family == "claim transfer"]
+    if moved:
+        out += [
+            "",
+            "*Each claim's searched arm at the setting transferred from the other pairs − its "
+            "fixed arm (exploratory: units as observations, 95 % t intervals, Holm within the "
+            "family)*",
+            "",
+            "| comparison | noise | units | mean (points) | 95 % interval | Holm p |",
+            "|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {m.label} | {m.noise} | {m.units} | {_pts(m.mean)} | "
+            f"[{_pts(m.low)}, {_pts(m.high)}] | {_p(m.p_holm)} |"
+            for m in moved
+        ]
     return out
 
 

@@ -212,6 +212,7 @@ def test_every_claim_has_its_forest_plots_estimates_and_transfer(tmp_path: Path)
     block = markdown_summary(report)
     assert "*Claim kd_T4: kd vs kd_tuned, reference ce" in block
     assert "claims: 2, Bonferroni across them" in block
+    assert "| kd_tuned (transferred) − kd | none | 4 |" in block  # each claim's transfer
     if CHROMIUM is not None:  # and it draws every figure in a real browser
         dom = _chromium("--virtual-time-budget=3000", "--dump-dom", index.resolve().as_uri())
         assert dom.returncode == 0 and 'data-figures="ok"' in dom.stdout
