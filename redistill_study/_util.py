@@ -35,6 +35,11 @@ def did_you_mean(name: str, known: Iterable[str], n: int = 3) -> str:
     return f"; did you mean {', '.join(map(repr, close))}?" if close else ""
 
 
+def unknown_name(name: str, known: list[str], what: str) -> str:
+    """``unknown method 'kdd'; did you mean 'kd'? (known: ce, kd)``."""
+    return f"unknown {what} {name!r}{did_you_mean(name, known)} (known: {', '.join(known)})"
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's message on one line (its type when it has none)."""
     text = str(exc).strip()

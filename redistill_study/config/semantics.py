@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .._util import did_you_mean, resolve_path
+from .._util import did_you_mean, resolve_path, unknown_name
 from ..data import data_root, dataset_info, dataset_names, read_files
 from ..errors import UserError
 from ..losses import get_method
@@ -32,7 +32,7 @@ def check_semantics(
     """What the schema cannot see: registry names, hyper-parameter domains, files on disk."""
     if config.dataset.name not in dataset_names():
         raise located.error(
-            ("dataset", "name"), _unknown(config.dataset.name, dataset_names(), "dataset")
+            ("dataset", "name"), unknown_name(config.dataset.name, dataset_names(), "dataset")
         )
     info = dataset_info(config.dataset.name)
     if info.needs_root:
@@ -212,7 +212,7 @@ def _check_recipes(config: StudyConfig, located: Located) -> None:
         for j, name in enumerate(recipe.methods):
             if name not in known:
                 raise located.error(
-                    ("recipes", i, "methods", j), _unknown(name, list(known), "method")
+                    ("recipes", i, "methods", j), unknown_name(name, list(known), "method")
                 )
         claims = config.verdict.claims
         references: list[str | None]
@@ -236,10 +236,6 @@ def _class_count(config: StudyConfig, base_dir: Path) -> int | None:
         return known
     root = resolve_path(config.dataset.root or ".", base_dir) / "train"
     return sum(1 for p in root.iterdir() if p.is_dir()) if root.is_dir() else None
-
-
-def _unknown(name: str, known: list[str], what: str) -> str:
-    return f"unknown {what} {name!r}{did_you_mean(name, known)} (known: {', '.join(known)})"
 
 
 def _model_arguments(name: str, num_classes: int | None) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._util import did_you_mean
+from .._util import unknown_name
 from ..losses import get_method
 from ._located import Located
 from .schema import MethodConfig, StudyConfig
@@ -59,8 +59,9 @@ def check_verdict(config: StudyConfig, located: Located) -> None:
     """Declared arms must be methods of the study, in a role their tuning allows; a declared
     claim's fixed arms must be its searched method at a fixed setting."""
     v = config.verdict
+    methods = {m.name: m for m in config.methods}
     if v.claims is None:
-        _check_arms(config, located, ("verdict",), v.fixed or [], v.searched, v.reference)
+        _check_arms(methods, located, ("verdict",), v.fixed or [], v.searched, v.reference)
         return
     for key in ("fixed", "searched", "reference"):
         if getattr(v, key) is not None:
@@ -75,8 +76,7 @@ def check_verdict(config: StudyConfig, located: Located) -> None:
         seen.add(claim.name)
         if claim.searched == "none":
             raise located.error((*where, "searched"), "a claim needs a searched arm")
-        _check_arms(config, located, where, claim.fixed, claim.searched, claim.reference)
-        methods = {m.name: m for m in config.methods}
+        _check_arms(methods, located, where, claim.fixed, claim.searched, claim.reference)
         for j, name in enumerate(claim.fixed):
             problem = differences(methods[name], methods[claim.searched])
             if problem:
@@ -84,21 +84,16 @@ def check_verdict(config: StudyConfig, located: Located) -> None:
 
 
 def _check_arms(
-    config: StudyConfig,
+    methods: dict[str, MethodConfig],
     located: Located,
     where: tuple[str | int, ...],
     fixed: list[str],
     searched: str | None,
     reference: str | None,
 ) -> None:
-    methods = {m.name: m for m in config.methods}
-
     def known(name: str, *key: str | int) -> MethodConfig:
         if name not in methods:
-            hint = did_you_mean(name, list(methods))
-            raise located.error(
-                (*where, *key), f"unknown method {name!r}{hint} (known: {', '.join(methods)})"
-            )
+            raise located.error((*where, *key), unknown_name(name, list(methods), "method"))
         return methods[name]
 
     for i, name in enumerate(fixed):
