@@ -57,13 +57,11 @@ def render_dashboard(
         )
     d = report.decision
     verdict_class = {OUTCOMES[HOLDS]: "holds", OUTCOMES[FAILS]: "fails"}.get(d.outcome, "open")
-    decisions = [c.decision for c in report.claims] if report.several_claims else [d]
+    shown = report.shown_decisions()
     changes = [
-        f"{arm}: {a.would_change}" for x in decisions for arm, a in x.arms.items() if a.would_change
+        f"{arm}: {a.would_change}" for _, x in shown for arm, a in x.arms.items() if a.would_change
     ]
-    text = d.text
-    if report.several_claims:
-        text = " · ".join(f"claim {c.name}: {c.decision.text}" for c in report.claims)
+    text = " · ".join(f"claim {c}: {x.text}" if c else x.text for c, x in shown)
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = (
         template.replace("{{title}}", html.escape(title))

@@ -105,6 +105,13 @@ class StudyReport:
         """Each claim's decision by name (the one decision, under "", without claims)."""
         return {c.name: c.decision for c in self.claims} or {"": self.decision}
 
+    def shown_decisions(self) -> list[tuple[str, Decision]]:
+        """(claim, decision) as the report shows them: per claim where the study declares
+        several, else the one decision under the name ""."""
+        if self.several_claims:
+            return [(c.name, c.decision) for c in self.claims]
+        return [("", self.decision)]
+
     @property
     def fixed(self) -> str | None:
         return self.decision.primary
@@ -176,7 +183,7 @@ def question_of(study: Mapping[str, Any]) -> tuple[Thresholds, Arms, Declared]:
         int(study.get("min_students", Thresholds.min_students)),
         int(study.get("min_teachers", Thresholds.min_teachers)),
     )
-    arms = Arms(tuple(study.get("fixed") or ()), study.get("searched"), study.get("reference"))
+    arms = Arms.from_dict(study)
     declared = Declared(
         study.get("seeds"),
         study.get("noise_order") or (),
@@ -212,11 +219,11 @@ def _recipe_report(
     study: dict[str, Any], evaluations: Any, searches: Any, pending: int
 ) -> StudyReport:
     evaluations = list(evaluations)
-    thresholds, _, declared = question_of(study)
+    thresholds, arms, declared = question_of(study)
     claims = claims_of(study)
     family = study.get("claim_family")
     decided = decide_claims(evaluations, thresholds, claims, declared, family) if claims else []
-    decision = decided[0].decision if decided else decide(evaluations, *question_of(study))
+    decision = decided[0].decision if decided else decide(evaluations, thresholds, arms, declared)
     noise_order = study.get("noise_order") or []
     comparisons: list[Comparison] = []
     if decision.primary:

@@ -15,14 +15,15 @@ if TYPE_CHECKING:
     from .summary import StudyReport
 
 
-def _outcomes(d: Decision) -> str:
+def outcomes_text(d: Decision) -> str:
+    """``redistill holds · redistill_student_first inconclusive``."""
     return " · ".join(f"{arm} {a.outcome}" for arm, a in d.arms.items())
 
 
 def _decision_lines(d: Decision, head: str) -> list[str]:
     lines = [f"{head}: {d.text}"]
     if d.arms:
-        lines.append(f"outcomes: {_outcomes(d)}")
+        lines.append(f"outcomes: {outcomes_text(d)}")
     lines += [f"note: {note}" for note in d.notes]
     for arm, a in d.arms.items():
         if a.outcome == OUTCOMES[OPEN]:
@@ -49,13 +50,13 @@ def verdict_lines(report: StudyReport) -> list[str]:
         if not decided:
             lines.append(f"under {other.recipe_text}: {other.decision.text}")
             if other.decision.arms:
-                lines.append(f"  outcomes: {_outcomes(other.decision)}")
+                lines.append(f"  outcomes: {outcomes_text(other.decision)}")
         for c in decided:
             lines.append(
                 f"under {other.recipe_text}, claim {c.name} (α = {c.level:.4g}): {c.decision.text}"
             )
             if c.decision.arms:
-                lines.append(f"  outcomes: {_outcomes(c.decision)}")
+                lines.append(f"  outcomes: {outcomes_text(c.decision)}")
     if report.others:
         lines.append(f"recipes: {report.agreement()}")
     return lines

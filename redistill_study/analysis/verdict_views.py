@@ -10,7 +10,7 @@ from . import forest_svg
 from .dashboard_files import DashboardFiles, html_table, p_text, pts
 from .estimates import Estimate, PairValue
 from .explain import arm_reading
-from .verdict import Decision
+from .summary_text import outcomes_text
 
 
 def _pair_csv(arm: str, noise: str, quantity: str, u: PairValue) -> dict[str, Any]:
@@ -70,16 +70,10 @@ def forest_rows(
 
 
 class VerdictViews(DashboardFiles):
-    def _decisions(self) -> list[tuple[str, Decision]]:
-        """(claim name, decision) per claim; the name is "" for a study with one claim."""
-        if self.r.several_claims:
-            return [(c.name, c.decision) for c in self.r.claims]
-        return [("", self.r.decision)]
-
     def forest(self, view: dict[str, Any]) -> str:
         """One forest plot per claim, fixed arm and noise setting."""
         parts, csv_rows = [], []
-        for claim, d in self._decisions():
+        for claim, d in self.r.shown_decisions():
             if not d.arms:
                 parts.append(f'<p class="note">{html.escape(d.text)}</p>')
             for arm, decision in d.arms.items():
@@ -100,7 +94,7 @@ class VerdictViews(DashboardFiles):
 
     def estimates(self, view: dict[str, Any]) -> str:
         rows, csv_rows = [], []
-        estimates = [(claim, e) for claim, d in self._decisions() for e in d.estimates]
+        estimates = [(claim, e) for claim, d in self.r.shown_decisions() for e in d.estimates]
         for claim, e in estimates:
             rows.append(
                 [
@@ -127,7 +121,7 @@ class VerdictViews(DashboardFiles):
                 c["quantity"],
                 "; ".join(f"{a}: seeds {s}" for a, s in c["missing"].items()),
             ]
-            for _, d in self._decisions()
+            for _, d in self.r.shown_decisions()
             for c in d.incomplete
         ]
         out = html_table(
@@ -159,9 +153,8 @@ class VerdictViews(DashboardFiles):
         for r in reports:
             role = "primary" if r is self.r else "secondary"
             name = r.recipe_text or f"recipe {r.study.get('primary_recipe') or 'as declared'}"
-            decisions = [(c.name, c.decision) for c in r.claims]
-            for claim, d in decisions if r.several_claims else [("", r.decision)]:
-                outcomes = " · ".join(f"{arm} {a.outcome}" for arm, a in d.arms.items())
+            for claim, d in r.shown_decisions():
+                outcomes = outcomes_text(d)
                 shown = f"{name}, claim {claim}" if claim else name
                 rows.append([shown, role, d.text, outcomes or "—"])
                 row = {"recipe": r.recipe, "role": role, "verdict": d.text, "outcomes": outcomes}

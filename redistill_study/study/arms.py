@@ -29,6 +29,12 @@ class Arms:
     def as_dict(self) -> dict[str, Any]:
         return {"fixed": list(self.fixed), "searched": self.searched, "reference": self.reference}
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Arms:
+        """The arms of :meth:`as_dict` (or of a stored study summary, which carries the same
+        keys)."""
+        return cls(tuple(d.get("fixed") or ()), d.get("searched"), d.get("reference"))
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -46,10 +52,7 @@ class Claim:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Claim:
-        return cls(
-            str(d["name"]),
-            Arms(tuple(d.get("fixed") or ()), d.get("searched"), d.get("reference")),
-        )
+        return cls(str(d["name"]), Arms.from_dict(d))
 
 
 def claims_of(summary: Mapping[str, Any]) -> tuple[Claim, ...]:
@@ -63,10 +66,7 @@ def claims_of(summary: Mapping[str, Any]) -> tuple[Claim, ...]:
     """
     if summary.get("claims") is not None:  # [] : a recipe that asks none of them
         return tuple(Claim.from_dict(c) for c in summary["claims"])
-    arms = Arms(
-        tuple(summary.get("fixed") or ()), summary.get("searched"), summary.get("reference")
-    )
-    return (Claim(DEFAULT_CLAIM, arms),)
+    return (Claim(DEFAULT_CLAIM, Arms.from_dict(summary)),)
 
 
 def resolve_claims(config: StudyConfig, methods: Sequence[MethodPlan]) -> tuple[Claim, ...]:
