@@ -7,7 +7,7 @@ import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import UserError
 from ._common import Command, study_parent, study_path
@@ -61,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
         thresholds = replace(thresholds, alpha=thresholds.alpha / len(claims))
     design = _design(config, plan, thresholds)
     shown = args.study or f"{path.name} (embedded)"
+    finished = _finished_study(args, plan) if args.from_output else None  # read once
     texts, figures = [], {}
     assumed: tuple[World, str, dict[str, Any]] | None = None
     for claim in claims:
-        if assumed is None or args.from_output:  # an assumed world is every claim's
-            world, source = _world(args, plan, thresholds, claim.arms)
+        if assumed is None or finished is not None:  # an assumed world is every claim's
+            world, source = _world(args, plan, thresholds, claim.arms, finished)
             assumed = (world, source, power_report(design, world, sims=args.sims))
         world, source, report = assumed
         figures[claim.name] = {**report, "spreads": source}
@@ -118,16 +119,20 @@ def _design(config: StudyConfig, plan: Plan, thresholds: Thresholds) -> Design:
 
 
 def _world(
-    args: argparse.Namespace, plan: Plan, thresholds: Thresholds, arms: Arms
+    args: argparse.Namespace,
+    plan: Plan,
+    thresholds: Thresholds,
+    arms: Arms,
+    finished: _Finished | None,
 ) -> tuple[World, str]:
     """The world the studies are simulated in and where its spreads come from: estimated from
-    ``--from-output`` or assumed from the margin, then any spread given on the command line."""
+    the ``finished`` study (``--from-output``) or assumed from the margin, then any spread given
+    on the command line."""
     from ..analysis.design import World, from_mapping
 
-    if args.from_output:
-        output = Path(args.from_output)
-        world = _estimated_world(args, output, plan, thresholds, arms)
-        source = f"estimated from {output}"
+    if finished is not None:
+        world = _estimated_world(finished, plan, thresholds, arms)
+        source = f"estimated from {finished.output}"
     else:
         world = World(
             seed_sd=plan.margin,
@@ -147,30 +152,44 @@ def _world(
     return from_mapping(given, world), source
 
 
-def _estimated_world(
-    args: argparse.Namespace, output: Path, plan: Plan, thresholds: Thresholds, arms: Arms
-) -> World:
-    """The world a finished study shows, from its primary recipe's evaluation runs (each
-    recipe is decided alone)."""
-    from ..analysis.design import estimate_world
-    from ..analysis.verdict import Declared, estimate
+class _Finished(NamedTuple):
+    """A finished study's primary-recipe evaluation runs (each recipe is decided alone)."""
+
+    output: Path
+    evaluations: list[dict[str, Any]]
+    study: dict[str, Any]
+
+
+def _finished_study(args: argparse.Namespace, plan: Plan) -> _Finished:
     from ..study import read_results
     from ..study.storage import open_storage_readonly, sqlite_url
 
+    output = Path(args.from_output)
     if not (output / "optuna.db").is_file() and not args.storage:
         raise UserError(f"{output}: no study results here (no optuna.db)")
     storage = open_storage_readonly(args.storage or sqlite_url(output / "optuna.db"))
     results = read_results(storage, plan)
-    study = results.study
+    primary = [r for r in results.evaluations if r["recipe"] == plan.primary_recipe]
+    return _Finished(output, primary, dict(results.study))
+
+
+def _estimated_world(finished: _Finished, plan: Plan, thresholds: Thresholds, arms: Arms) -> World:
+    """The world a finished study shows for one claim's arms (its first fixed arm)."""
+    from ..analysis.design import estimate_world
+    from ..analysis.verdict import Declared, estimate
+
+    study = finished.study
     evidence, result = estimate(
-        [r for r in results.evaluations if r["recipe"] == plan.primary_recipe],
+        finished.evaluations,
         thresholds,
         replace(arms, fixed=arms.fixed[:1]),
         Declared(plan.seeds, plan.noise_labels, study["teachers"], study["students"]),
     )
     found = estimate_world(evidence, result, len(plan.seeds)) if arms.fixed else None
     if found is None:
-        raise UserError(f"{output}: not enough finished evaluation runs to estimate spreads")
+        raise UserError(
+            f"{finished.output}: not enough finished evaluation runs to estimate spreads"
+        )
     return found
 
 
