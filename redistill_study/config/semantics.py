@@ -18,7 +18,7 @@ from ..models.checkpoint import load_checkpoint
 from ..noise import noise_kind
 from ._located import Located, pydantic_message
 from .schema import StudyConfig, TrainConfig
-from .verdict_checks import check_verdict
+from .verdict_checks import check_verdict, searched_parameters
 
 
 def check_semantics(
@@ -130,7 +130,7 @@ def check_semantics(
                 if unknown
                 else "searches nothing with tune: false; drop it or set tune: true",
             )
-        searched = set(method.search or cls.search_space)
+        searched = set(searched_parameters(method))
         fixed_in_space = sorted(set(method.params) & searched) if tune else []
         if fixed_in_space:
             raise located.error(
