@@ -1,10 +1,13 @@
 """The README's default-study block is what the committed code produces: the study is run
 again (with the thread count the block records) and its `report --markdown` must match — bit
 for bit on the processor and torch build that recorded it, within the tolerances of
-``readme_tolerance`` anywhere else."""
+``readme_tolerance`` anywhere else. The study is also rerun on the CPU kernel paths this machine
+can take besides its own and the recorded one (``ATEN_CPU_CAPABILITY`` with oneDNN's and MKL's
+matching caps), so that a block that would fail on another processor fails here first."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -30,22 +33,47 @@ def searched_methods() -> frozenset[str]:
     return frozenset(m.name for m in plan.methods if m.tune)
 
 
-def _python(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+# torch's CPU kernel paths, widest first, with the caps that keep oneDNN and MKL on the same
+# instruction set (torch reports the path in use as get_cpu_capability(): AVX512, AVX2, DEFAULT).
+KERNEL_PATHS = {
+    "avx512": {"DNNL_MAX_CPU_ISA": "AVX512_CORE", "MKL_ENABLE_INSTRUCTIONS": "AVX512"},
+    "avx2": {"DNNL_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "default": {"DNNL_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
+}
+
+
+def kernel_path_env(path: str) -> dict[str, str]:
+    """The environment that runs torch, oneDNN and MKL on one kernel path."""
+    return {**os.environ, "ATEN_CPU_CAPABILITY": path, **KERNEL_PATHS[path]}
+
+
+def _in_use() -> str:
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability().lower()
+
+
+def _python(
+    *args: str, timeout: int = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "redistill_study", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
 
 
-def _rerun(tmp_path: Path, threads: str) -> tuple[str, str]:
+def _rerun(tmp_path: Path, threads: str, env: dict[str, str] | None = None) -> tuple[str, str]:
     """The default study run again: its README block and its design block."""
     out = tmp_path / "default"
-    # A generous limit: the run takes about a minute on two idle cores.
-    run = _python("run", "--threads", threads, "--output", str(out), "--quiet", timeout=3600)
+    # A generous limit: the run takes two to six minutes on two idle cores.
+    run = _python(
+        "run", "--threads", threads, "--output", str(out), "--quiet", timeout=3600, env=env
+    )
     assert run.returncode == 0, run.stderr[-2000:]
-    produced = _python("report", "--output", str(out), "--markdown").stdout.strip()
+    produced = _python("report", "--output", str(out), "--markdown", env=env).stdout.strip()
     design = _python("design", "--from-output", str(out)).stdout.strip()
     return produced, design.replace(f"estimated from {out}", "estimated from default")
 
@@ -77,11 +105,20 @@ def test_readme_default_study_block_is_current(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_rerun_with_another_thread_count_is_within_the_tolerances(tmp_path: Path) -> None:
-    # Another thread count sums in another order, as another processor does: the closest this
-    # machine comes to checking the cross-processor branch against a real rerun.
+@pytest.mark.parametrize("path", ["avx2", "default"])
+def test_a_rerun_on_another_kernel_path_is_within_the_tolerances(tmp_path: Path, path: str) -> None:
+    # Another kernel path sums in another order, as another processor does: a block that an
+    # AVX2-only machine would find stale fails here on an AVX-512 one.
     written, design_written, measured = _written()
-    produced, design = _rerun(tmp_path, "1" if measured.group(3) != "1" else "2")
+    recorded = re.search(r"\((\w+) kernels\)", measured.group(4))
+    order = list(KERNEL_PATHS)
+    if order.index(path) < order.index(_in_use()):
+        pytest.skip(f"this processor (or ATEN_CPU_CAPABILITY) does not run {path} kernels")
+    if path == _in_use():
+        pytest.skip(f"{path} is this machine's own path: the block test reran on it")
+    if recorded and path == recorded.group(1).lower():
+        pytest.skip(f"{path} is the path the block was recorded on")
+    produced, design = _rerun(tmp_path, measured.group(3), env=kernel_path_env(path))
     _within_tolerances(produced, design, written, design_written)
 
 

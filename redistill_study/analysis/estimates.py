@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .evidence import QUANTITIES, Evidence
+from .rerun import is_clear
 from .rule import FAILS, OPEN, OUTCOMES, RuleResult, Thresholds, per_test
 from .statistics import clopper_pearson_upper, t_quantile
 
@@ -75,6 +76,23 @@ class ArmDecision:
     summary: str = ""
     would_change: str = ""
     units_needed: int | None = None
+    rerun_agreement: float = math.nan  # share of simulated reruns reaching the same outcome
+    deciding: str = ""  # the evidence nearest its threshold, in words
+
+    @property
+    def marginal(self) -> bool:
+        """Another machine or seed could move it (:mod:`~redistill_study.analysis.rerun`)."""
+        return not is_clear(self.rerun_agreement)
+
+    @property
+    def closeness(self) -> str:
+        """``marginal: adjusted p 0.031, α 0.05; 64 % of simulated reruns reach it``."""
+        if math.isnan(self.rerun_agreement):
+            reruns = "one seed per pair: a rerun's spread is unknown"
+        else:
+            reruns = f"{100 * self.rerun_agreement:.0f} % of simulated reruns reach it"
+        label = "marginal" if self.marginal else "clear"
+        return f"{label}: {self.deciding}; {reruns}" if self.deciding else f"{label}: {reruns}"
 
 
 @dataclass(frozen=True)

@@ -190,8 +190,42 @@ def _open(decision: Decision, a: ArmDecision) -> tuple[str, str, int | None]:
     return why, change, needed
 
 
+def _smallest_p(a: ArmDecision) -> float:
+    """The strongest evidence toward "does not hold": the smallest adjusted p of a pair or a
+    mean test (on the α scale)."""
+    estimates = [e for nd in a.per_noise for e in nd.estimates.values()]
+    ps = [e.p_above_adjusted for e in estimates]
+    ps += [p.p_adjusted for e in estimates for p in e.per_pair]
+    finite = [p for p in ps if not math.isnan(p)]
+    return min(finite) if finite else math.nan
+
+
+def _deciding(decision: Decision, a: ArmDecision) -> str:
+    """The evidence nearest its threshold, for the reader to judge how close the decision is:
+    toward "does not hold" the smallest adjusted p against α, toward "holds" the largest upper
+    bound against δ (where the study could hold at all)."""
+    th = decision.thresholds
+    estimates = [e for nd in a.per_noise for e in nd.estimates.values()]
+    if a.own == FAILS and any(p.diverged for e in estimates for p in e.per_pair):
+        return "a divergence, as observed"
+    smallest = _smallest_p(a)
+    words = [f"adjusted p {smallest:.3g}, α {th.alpha:g}"] if not math.isnan(smallest) else []
+    could_hold = a.own == HOLDS or (
+        a.own == OPEN
+        and estimates
+        and min(e.pairs for e in estimates) >= th.min_pairs
+        and min(e.students for e in estimates) >= th.min_students
+        and min(e.teachers for e in estimates) >= th.min_teachers
+    )
+    if could_hold and estimates:
+        worst = max(estimates, key=lambda e: e.upper)
+        words.append(f"largest upper bound {pts(worst.upper)} points, δ {100 * th.margin:.2f}")
+    return "; ".join(words)
+
+
 def _arm_words(decision: Decision, a: ArmDecision) -> None:
     """One arm's summary, what would change it and (when open) the units that would decide it."""
+    a.deciding = _deciding(decision, a)
     if a.outcome == FAILS:
         evidence = [
             _diverged(decision, a, len(decision.seeds)),
@@ -217,9 +251,11 @@ def _text(decision: Decision) -> str:
     if primary is None or primary not in decision.arms:
         return f"No verdict yet: {primary or 'no fixed arm'} has no evaluation runs."
     first = decision.arms[primary]
-    parts = [f"{first.outcome.upper()} for {primary}: {first.summary}"]
+    parts = [f"{first.outcome.upper()} for {primary} ({first.closeness}): {first.summary}"]
     parts += [
-        f"{arm}: {d.outcome} ({d.summary})" for arm, d in decision.arms.items() if arm != primary
+        f"{arm}: {d.outcome} ({d.closeness}): {d.summary}"
+        for arm, d in decision.arms.items()
+        if arm != primary
     ]
     text = "; ".join(parts)
     if decision.incomplete:

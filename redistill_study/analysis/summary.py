@@ -73,28 +73,43 @@ class StudyReport:
         return [{**row, "recipe": r.recipe or ""} for r in (self, *self.others) for row in r.rows]
 
     def agreement(self) -> str:
-        """Whether each fixed arm's outcome is the same under every recipe ("" with one)."""
+        """Whether each fixed arm's outcome is the same under every recipe ("" with one). A
+        difference where some recipe's decision is marginal (a rerun could move it) is said as
+        such, not as a finding about the recipe."""
         if not self.others:
             return ""
-        split = []
+        found, marginal = [], []
         for claim, decision in self.decisions().items():
             for arm, a in decision.arms.items():
-                outcomes = {self.recipe: a.outcome}
+                decided = {self.recipe: a}
                 for other in self.others:
                     theirs = other.decisions().get(claim)
                     if theirs is not None and arm in theirs.arms:
-                        outcomes[other.recipe] = theirs.arms[arm].outcome
-                if len(set(outcomes.values())) > 1:
-                    named = f"{arm} ({claim})" if self.several_claims else arm
-                    split.append(
-                        f"{named}: " + ", ".join(f"{o} under {r}" for r, o in outcomes.items())
-                    )
-        if split:
-            return (
-                "the recipes disagree — " + "; ".join(split) + ": the outcome depends on the "
+                        decided[other.recipe] = theirs.arms[arm]
+                if len({d.outcome for d in decided.values()}) == 1:
+                    continue
+                named = f"{arm} ({claim})" if self.several_claims else arm
+                each = ", ".join(f"{d.outcome} under {r}" for r, d in decided.items())
+                text = f"{named}: {each}"
+                shaky = [str(r) for r, d in decided.items() if d.marginal]
+                if shaky:
+                    marginal.append(f"{text} (marginal under {', '.join(shaky)})")
+                else:
+                    found.append(text)
+        said = []
+        if found:
+            said.append(
+                "the recipes disagree — " + "; ".join(found) + ": the outcome depends on the "
                 "optimiser recipe, so it is not a property of the loss alone"
             )
-        return "every recipe reaches the same outcome for every fixed arm"
+        if marginal:
+            said.append(
+                "the recipes reach different outcomes where a decision is marginal — "
+                + "; ".join(marginal)
+                + ": a rerun could move a marginal decision, so this is no evidence that the "
+                "outcome depends on the recipe"
+            )
+        return "; ".join(said) or "every recipe reaches the same outcome for every fixed arm"
 
     @property
     def several_claims(self) -> bool:
@@ -254,7 +269,8 @@ OUTCOME_CODES = {name: code for code, name in OUTCOMES.items()}
 
 def verdict_metrics(report: StudyReport) -> dict[str, float]:
     """The verdict as MLflow metrics of the invocation's run: per fixed arm its outcome
-    (0 inconclusive, 1 holds, 2 does not hold), its failing pairs and its largest upper bound."""
+    (0 inconclusive, 1 holds, 2 does not hold), its failing pairs, its largest upper bound and
+    the share of simulated reruns that reach the same outcome (below 0.99: marginal)."""
     out: dict[str, float] = {}
     for r in (report, *report.others):
         # The primary recipe's under verdict/<arm>/…, a secondary one's under verdict.<recipe>/;
@@ -273,6 +289,8 @@ def _arm_metrics(prefix: str, decision: Decision) -> dict[str, float]:
     for arm, a in decision.arms.items():
         out[f"{prefix}/{arm}/outcome"] = OUTCOME_CODES[a.outcome]
         out[f"{prefix}/{arm}/failing_pairs"] = len(a.failing_pairs)
+        if not math.isnan(a.rerun_agreement):
+            out[f"{prefix}/{arm}/rerun_agreement"] = a.rerun_agreement
         uppers = [e.upper for nd in a.per_noise for e in nd.estimates.values()]
         finite = [u for u in uppers if math.isfinite(u)]
         if finite:

@@ -16,8 +16,12 @@ if TYPE_CHECKING:
 
 
 def outcomes_text(d: Decision) -> str:
-    """``redistill holds · redistill_student_first inconclusive``."""
-    return " · ".join(f"{arm} {a.outcome}" for arm, a in d.arms.items())
+    """``redistill holds (clear) · redistill_student_first inconclusive (marginal)``: marginal
+    where fewer than 99 % of simulated reruns reach the outcome (another machine or seed could
+    move it)."""
+    return " · ".join(
+        f"{arm} {a.outcome} ({'marginal' if a.marginal else 'clear'})" for arm, a in d.arms.items()
+    )
 
 
 def _decision_lines(d: Decision, head: str) -> list[str]:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..study.arms import DEFAULT_FIXED, DEFAULT_REFERENCE, DEFAULT_SEARCHED, Arms
-from . import explain
+from . import explain, rerun
 from .estimates import ArmDecision, Estimate, NoiseDecision, PairValue, arm_decision
 from .evidence import Evidence, Layout, RunIndex, gather
 from .rule import FAILS, HOLDS, OPEN, OUTCOMES, RuleResult, Thresholds, apply_rule
@@ -184,11 +184,15 @@ def decide(
     that may hold; :func:`thresholds_for` checks them), ``arms`` and the ``declared`` design
     are declared before the data."""
     evidence, result = estimate(evaluations, thresholds, arms, declared)
+    shares = rerun.agreement(evidence.observed(), result, thresholds)
     decided = {
         arm: arm_decision(evidence, result, thresholds, a)
         for a, arm in enumerate(evidence.arms)
         if evidence.present[a]
     }
+    for a, arm in enumerate(evidence.arms):
+        if arm in decided:
+            decided[arm].rerun_agreement = float(shares[a])
     primary = evidence.arms[0] if evidence.arms else None
     decision = Decision(
         outcome=decided[primary].outcome if primary in decided else OUTCOME_OPEN,
