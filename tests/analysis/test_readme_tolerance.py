@@ -14,8 +14,12 @@ from redistill_study.analysis.summary import build_report, markdown_summary
 
 def _block(seed: int) -> str:
     records = study_records(np.random.default_rng(seed), teachers=4, students=2, pair_sd=0.01)
+    return _study_block(records)
+
+
+def _study_block(records: list, margin: float = 0.01, failure: float | None = None) -> str:
     study = {
-        "margin": 0.01,
+        "margin": margin,
         "alpha": 0.05,
         "fixed": ["redistill"],
         "searched": "redistill_tuned",
@@ -23,6 +27,8 @@ def _block(seed: int) -> str:
         "seeds": [0, 1, 2],
         "noise_order": ["none", "noisy"],
     }
+    if failure is not None:
+        study["failure_margin"] = failure
     results = SimpleNamespace(evaluations=records, searches=[], pending=0, study=study)
     return markdown_summary(build_report(results))
 
@@ -88,22 +94,6 @@ def test_the_design_block_tolerates_simulation_noise_but_not_a_new_shape() -> No
     wider = old.replace("5 teachers × 5 students", "more than 32 teachers × 32 students")
     assert compare_design_block(wider, old) == []
     assert compare_design_block(old + "\nextra line", old)
-
-
-def _study_block(records: list, margin: float = 0.01, failure: float | None = None) -> str:
-    study = {
-        "margin": margin,
-        "alpha": 0.05,
-        "fixed": ["redistill"],
-        "searched": "redistill_tuned",
-        "reference": "kd",
-        "seeds": [0, 1, 2],
-        "noise_order": ["none", "noisy"],
-    }
-    if failure is not None:
-        study["failure_margin"] = failure
-    results = SimpleNamespace(evaluations=records, searches=[], pending=0, study=study)
-    return markdown_summary(build_report(results))
 
 
 def test_a_stale_block_fails_a_changed_margin_or_rule() -> None:
