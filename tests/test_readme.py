@@ -184,3 +184,24 @@ def test_the_readme_claim_examples_validate_and_its_error_is_what_validate_says(
     text = (REPO / "README.md").read_text()
     shown = re.search(r"```\nerror: study\.yaml:\d+: (.*)\n```", text)
     assert shown is not None and printed.strip() == shown.group(1)
+
+
+def test_the_readme_per_condition_claims_validate_and_a_wrong_setting_is_refused(
+    tmp_path: Path, capsys
+) -> None:
+    import yaml
+    from helpers import tiny_study, write_yaml
+
+    from redistill_study.cli import main
+
+    scoped = _yaml_blocks("### Claims: any method")[1]
+    study = tiny_study()
+    study["noise"].append({"kind": "label_noise_teacher", "levels": [0.3]})
+    study["verdict"] = yaml.safe_load(scoped)["verdict"]
+    path = write_yaml(tmp_path / "scoped.yaml", study)
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+    study["verdict"]["claims"][1]["noises"] = ["confident_wrong=0.5"]
+    path = write_yaml(tmp_path / "scoped.yaml", study)
+    assert main(["validate", str(path)]) == 2
+    shown = re.search(r"\(`(unknown noise setting [^`]*)`\)", (REPO / "README.md").read_text())
+    assert shown is not None and shown.group(1) in capsys.readouterr().err

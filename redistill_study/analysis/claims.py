@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..study.arms import Claim
+from .rerun import RERUNS
 from .verdict import (
     AS_RECORDED,
     Decision,
@@ -41,7 +42,7 @@ from .verdict import (
     thresholds_for,
 )
 
-__all__ = ["ClaimDecision", "decide_claims", "thresholds_for"]
+__all__ = ["ClaimDecision", "by_condition", "decide_claims", "thresholds_for"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class ClaimDecision:
         """``dkd vs dkd_tuned, reference kd``."""
         arms = self.claim.arms
         text = f"{', then '.join(arms.fixed) or 'no fixed arm'} vs {arms.searched or 'nothing'}"
-        return text + (f", reference {arms.reference}" if arms.reference else "")
+        text += f", reference {arms.reference}" if arms.reference else ""
+        return text + (f", with {_listed(self.claim.noises)}" if self.claim.noises else "")
 
 
 def decide_claims(
@@ -70,6 +72,8 @@ def decide_claims(
     claims: Sequence[Claim],
     declared: Declared = AS_RECORDED,
     family: int | None = None,
+    *,
+    reruns: int = RERUNS,
 ) -> list[ClaimDecision]:
     """Decide every claim, in the declared order, each at α/K; K is ``family`` where given (a
     recipe that asks only some of the study's claims decides them at the study's level)."""
@@ -77,11 +81,53 @@ def decide_claims(
     family = family or len(claims)
     level = thresholds.alpha / max(family, 1)
     at_level = replace(thresholds, alpha=level)
-    out = [ClaimDecision(c, decide(records, at_level, c.arms, declared), level) for c in claims]
+    out = []
+    for claim in claims:
+        covered, design = _scoped(records, declared, claim)
+        decision = decide(covered, at_level, claim.arms, design, reruns=reruns)
+        out.append(ClaimDecision(claim, decision, level))
     if family > 1:
         for c in out:
             c.decision.criterion += _bonferroni_sentence(family, thresholds.alpha)
     return out
+
+
+def _scoped(
+    records: list[Mapping[str, Any]], declared: Declared, claim: Claim
+) -> tuple[list[Mapping[str, Any]], Declared]:
+    """The records and declared design of the teacher conditions a claim covers."""
+    if claim.noises is None:
+        return records, declared
+    covered = [r for r in records if claim.covers(r["noise"])]
+    noises = [n for n in declared.noises if claim.covers(n)] or list(claim.noises)
+    return covered, replace(declared, noises=noises)
+
+
+def by_condition(decided: Sequence[ClaimDecision]) -> list[str]:
+    """Claims of the same arms asked per teacher condition, said together: ``redistill (claims
+    lambda_clean, lambda_wrong): holds with none and label_noise_teacher=0.3; does not hold
+    with confident_wrong=0.3`` (one line per fixed arm; nothing where no claim is scoped)."""
+    groups: dict[tuple[str, Any], list[ClaimDecision]] = {}
+    for c in decided:
+        if c.claim.noises is not None:
+            for arm in c.decision.arms:
+                groups.setdefault((arm, c.claim.arms), []).append(c)
+    lines = []
+    for (arm, _), members in groups.items():
+        said: dict[str, list[str]] = {}
+        for c in members:
+            a = c.decision.arms[arm]
+            word = a.outcome + (" (marginal)" if a.marginal else "")
+            said.setdefault(word, []).extend(c.claim.noises or ())
+        names = ", ".join(c.name for c in members)
+        parts = [f"{word} with {_listed(noises)}" for word, noises in said.items()]
+        lines.append(f"{arm} (claim{'s' if len(members) > 1 else ''} {names}): {'; '.join(parts)}")
+    return lines
+
+
+def _listed(items: Sequence[str]) -> str:
+    items = list(dict.fromkeys(items))
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _bonferroni_sentence(claims: int, alpha: float) -> str:

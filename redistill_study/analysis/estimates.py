@@ -88,7 +88,7 @@ class ArmDecision:
     def closeness(self) -> str:
         """``marginal: adjusted p 0.031, α 0.05; 64 % of simulated reruns reach it``."""
         if math.isnan(self.rerun_agreement):
-            reruns = "one seed per pair: a rerun's spread is unknown"
+            reruns = "rerun agreement not estimated (it needs two seeds per pair)"
         else:
             reruns = f"{100 * self.rerun_agreement:.0f} % of simulated reruns reach it"
         label = "marginal" if self.marginal else "clear"

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ..study.arms import DEFAULT_CLAIM
+from .claims import by_condition
 from .record_views import RecordViews
 from .rule import FAILS, HOLDS, OUTCOMES
 from .summary import StudyReport
@@ -62,6 +63,8 @@ def render_dashboard(
         f"{arm}: {a.would_change}" for _, x in shown for arm, a in x.arms.items() if a.would_change
     ]
     text = " · ".join(f"claim {c}: {x.text}" if c else x.text for c, x in shown)
+    if report.several_claims:
+        text = " · ".join([*by_condition(report.claims), text])
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = (
         template.replace("{{title}}", html.escape(title))

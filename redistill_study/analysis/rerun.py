@@ -52,8 +52,11 @@ def agreement(
 ) -> np.ndarray:
     """Per fixed arm (A,), the share of ``reruns`` simulated reruns whose outcome (after
     gatekeeping) equals the observed one; NaN where the run-to-run spread cannot be estimated
-    (one seed per pair). ``observed`` and ``result`` are a batch of one."""
+    (one seed per pair) and where ``reruns`` is 0. ``observed`` and ``result`` are a batch of
+    one."""
     diffs = np.asarray(observed.diffs, dtype=float)[0]  # (A, N, Q, P, S)
+    if reruns <= 0:
+        return np.full(diffs.shape[0], np.nan)
     rng = np.random.default_rng(seed)
     simulated, estimable = _simulate(diffs, rng, reruns)
     batch = (reruns, *diffs.shape)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from .claims import by_condition
 from .explain import pts as _pts
 from .rule import MEAN_SHARE, OPEN, OUTCOMES, PAIR_SHARE
 from .stability import stability_markdown, stability_text
@@ -45,6 +46,7 @@ def verdict_lines(report: StudyReport) -> list[str]:
             lines += _decision_lines(
                 c.decision, f"claim {c.name} ({c.arms_text}; α = {c.level:.4g})"
             )
+        lines += [f"by teacher condition: {line}" for line in by_condition(report.claims)]
     else:
         lines = _decision_lines(report.decision, f"verdict{under}")
     if report.pending:

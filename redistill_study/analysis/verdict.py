@@ -174,6 +174,8 @@ def decide(
     thresholds: Thresholds,
     arms: Arms = DEFAULT_ARMS,
     declared: Declared = AS_RECORDED,
+    *,
+    reruns: int = rerun.RERUNS,
 ) -> Decision:
     """Decide, for each declared fixed arm, whether it holds.
 
@@ -182,9 +184,11 @@ def decide(
     fraction) and ``status`` (``complete``, ``diverged`` or ``failed``); the decision reads
     evaluation runs only. ``thresholds`` (δ, the failure margin δ_f, α and the smallest study
     that may hold; :func:`thresholds_for` checks them), ``arms`` and the ``declared`` design
-    are declared before the data."""
+    are declared before the data. ``reruns``: how many reruns are simulated to say how close
+    each decision is (:mod:`~redistill_study.analysis.rerun`; 0: not estimated, as a power
+    simulation that reads only the outcomes wants)."""
     evidence, result = estimate(evaluations, thresholds, arms, declared)
-    shares = rerun.agreement(evidence.observed(), result, thresholds)
+    shares = rerun.agreement(evidence.observed(), result, thresholds, reruns=reruns)
     decided = {
         arm: arm_decision(evidence, result, thresholds, a)
         for a, arm in enumerate(evidence.arms)

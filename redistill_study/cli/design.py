@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..analysis.rule import Thresholds
     from ..config import StudyConfig
     from ..study import Plan
-    from ..study.arms import Arms
+    from ..study.arms import Claim
 
 # The spreads of the world, each a fraction: --flag, what it is.
 _SPREADS = (
@@ -63,14 +63,16 @@ def run(args: argparse.Namespace) -> int:
     shown = args.study or f"{path.name} (embedded)"
     finished = _finished_study(args, plan) if args.from_output else None  # read once
     texts, figures = [], {}
-    assumed: tuple[World, str, dict[str, Any]] | None = None
+    assumed: tuple[Design, World, str, dict[str, Any]] | None = None
     for claim in claims:
-        if assumed is None or finished is not None:  # an assumed world is every claim's
-            world, source = _world(args, plan, thresholds, claim.arms, finished)
-            assumed = (world, source, power_report(design, world, sims=args.sims))
-        world, source, report = assumed
+        # A claim scoped to some teacher conditions is simulated over those alone.
+        claimed = replace(design, noises=claim.noises) if claim.noises else design
+        if assumed is None or finished is not None or assumed[0] != claimed:
+            world, source = _world(args, plan, thresholds, claim, finished)
+            assumed = (claimed, world, source, power_report(claimed, world, sims=args.sims))
+        _, world, source, report = assumed
         figures[claim.name] = {**report, "spreads": source}
-        texts.append(_figures_text(shown, design, plan, world, source, report))
+        texts.append(_figures_text(shown, claimed, plan, world, source, report))
     if args.json:
         out = figures[claims[0].name]  # the headline claim's, and every claim's by name
         if len(claims) > 1:
@@ -122,7 +124,7 @@ def _world(
     args: argparse.Namespace,
     plan: Plan,
     thresholds: Thresholds,
-    arms: Arms,
+    claim: Claim,
     finished: _Finished | None,
 ) -> tuple[World, str]:
     """The world the studies are simulated in and where its spreads come from: estimated from
@@ -131,7 +133,7 @@ def _world(
     from ..analysis.design import World, from_mapping
 
     if finished is not None:
-        world = _estimated_world(finished, plan, thresholds, arms)
+        world = _estimated_world(finished, plan, thresholds, claim)
         source = f"estimated from {finished.output}"
     else:
         world = World(
@@ -173,17 +175,21 @@ def _finished_study(args: argparse.Namespace, plan: Plan) -> _Finished:
     return _Finished(output, primary, dict(results.study))
 
 
-def _estimated_world(finished: _Finished, plan: Plan, thresholds: Thresholds, arms: Arms) -> World:
-    """The world a finished study shows for one claim's arms (its first fixed arm)."""
+def _estimated_world(
+    finished: _Finished, plan: Plan, thresholds: Thresholds, claim: Claim
+) -> World:
+    """The world a finished study shows for one claim's arms (its first fixed arm), in the
+    teacher conditions the claim covers."""
     from ..analysis.design import estimate_world
     from ..analysis.verdict import Declared, estimate
 
-    study = finished.study
+    study, arms = finished.study, claim.arms
+    noises = [n for n in plan.noise_labels if claim.covers(n)]
     evidence, result = estimate(
-        finished.evaluations,
+        [r for r in finished.evaluations if claim.covers(r["noise"])],
         thresholds,
         replace(arms, fixed=arms.fixed[:1]),
-        Declared(plan.seeds, plan.noise_labels, study["teachers"], study["students"]),
+        Declared(plan.seeds, noises, study["teachers"], study["students"]),
     )
     found = estimate_world(evidence, result, len(plan.seeds)) if arms.fixed else None
     if found is None:
@@ -201,7 +207,7 @@ def _figures_text(
     th, grid = design.thresholds, report["grid_for_80"]
     return (
         f"{shown}: {design.pairs} pairs ({design.teachers} teachers × {design.students} "
-        f"students), {len(plan.noise_labels)} noise setting(s), {len(plan.seeds)} seeds, "
+        f"students), {len(design.noises)} noise setting(s), {len(plan.seeds)} seeds, "
         f"δ = {100 * th.margin:.2f} points, δ_f = {100 * th.failure_margin:.2f} points, "
         f"α = {th.alpha:g}; holds needs ≥ {th.min_pairs} pairs, ≥ {th.min_students} students, "
         f"≥ {th.min_teachers} teachers\n"

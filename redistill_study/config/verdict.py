@@ -31,6 +31,13 @@ class ClaimConfig(Strict):
         description="the reference arm of the deficit (reference − fixed), e.g. kd, or ce for "
         "KD's own claim"
     )
+    noises: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="the teacher conditions the claim covers, as the study names its noise "
+        "settings (none, confident_wrong=0.3, label_noise_teacher=0.3 …); null: every setting. "
+        "The same arms may be claimed once per condition, each claim decided on its own",
+    )
 
     @field_validator("fixed", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from typing import Any
 
 from .._util import unknown_name
 from ..losses import get_method
+from ..noise import NoiseSetting
 from ._located import Located
 from .schema import MethodConfig, StudyConfig
 
@@ -77,10 +78,34 @@ def check_verdict(config: StudyConfig, located: Located) -> None:
         if claim.searched == "none":
             raise located.error((*where, "searched"), "a claim needs a searched arm")
         _check_arms(methods, located, where, claim.fixed, claim.searched, claim.reference)
+        _check_scope(config, located, where, claim.noises)
         for j, name in enumerate(claim.fixed):
             problem = differences(methods[name], methods[claim.searched])
             if problem:
                 raise located.error((*where, "fixed", j), problem)
+
+
+def noise_labels(config: StudyConfig) -> list[str]:
+    """The study's noise settings as the plan and the records name them."""
+    return list(
+        dict.fromkeys(
+            NoiseSetting(kind=n.kind, level=float(level), mode=n.mode).label
+            for n in config.noise
+            for level in n.levels
+        )
+    )
+
+
+def _check_scope(
+    config: StudyConfig, located: Located, where: tuple[str | int, ...], noises: list[str] | None
+) -> None:
+    """A claim's conditions are settings the study has, each named once."""
+    labels = noise_labels(config)
+    for k, label in enumerate(noises or ()):
+        if label not in labels:
+            raise located.error((*where, "noises", k), unknown_name(label, labels, "noise setting"))
+        if label in (noises or [])[:k]:
+            raise located.error((*where, "noises", k), f"{label!r} is named twice")
 
 
 def _check_arms(

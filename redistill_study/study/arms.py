@@ -38,21 +38,32 @@ class Arms:
 
 @dataclass(frozen=True)
 class Claim:
-    """One declared "no tuning needed" claim: its name and its arms.
+    """One declared "no tuning needed" claim: its name, its arms and the teacher conditions
+    (noise settings) it covers — None: every setting of the study.
 
     >>> Claim.from_dict({"name": "dkd", "fixed": ["dkd"], "searched": "dkd_tuned"}).arms
     Arms(fixed=('dkd',), searched='dkd_tuned', reference=None)
+    >>> Claim.from_dict({"name": "l", "fixed": ["r"], "searched": "t", "noises": ["none"]}).noises
+    ('none',)
     """
 
     name: str
     arms: Arms
+    noises: tuple[str, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, **self.arms.as_dict()}
+        # "noises" only where declared: a study locked before scopes keeps its protocol.
+        scope = {} if self.noises is None else {"noises": list(self.noises)}
+        return {"name": self.name, **self.arms.as_dict(), **scope}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Claim:
-        return cls(str(d["name"]), Arms.from_dict(d))
+        noises = d.get("noises")
+        return cls(str(d["name"]), Arms.from_dict(d), None if noises is None else tuple(noises))
+
+    def covers(self, noise: str) -> bool:
+        """Whether the claim speaks of this teacher condition."""
+        return self.noises is None or noise in self.noises
 
 
 def claims_of(summary: Mapping[str, Any]) -> tuple[Claim, ...]:
@@ -74,7 +85,14 @@ def resolve_claims(config: StudyConfig, methods: Sequence[MethodPlan]) -> tuple[
     ``reference`` (each as declared, else the default the study has)."""
     claims = config.verdict.claims
     if claims is not None:
-        return tuple(Claim(c.name, Arms(tuple(c.fixed), c.searched, c.reference)) for c in claims)
+        return tuple(
+            Claim(
+                c.name,
+                Arms(tuple(c.fixed), c.searched, c.reference),
+                None if c.noises is None else tuple(c.noises),
+            )
+            for c in claims
+        )
     return (Claim(DEFAULT_CLAIM, resolve_arms(config, methods)),)
 
 

@@ -208,7 +208,7 @@ class StudyRunner:
             "verdict.searched": plan.arms.searched or "none",
             "verdict.reference": plan.arms.reference or "none",
             **{
-                f"verdict.claim.{claim.name}": _claim_text(claim.arms)
+                f"verdict.claim.{claim.name}": _claim_text(claim.arms, claim.noises)
                 for claim in (plan.claims if c.verdict.claims else ())
             },
             "verdict.failure_margin": plan.failure_margin,
@@ -220,7 +220,8 @@ class StudyRunner:
         }
 
 
-def _claim_text(arms: Arms) -> str:
-    """A claim's arms in one MLflow parameter: ``dkd vs dkd_tuned, ref kd``."""
+def _claim_text(arms: Arms, noises: tuple[str, ...] | None = None) -> str:
+    """A claim's arms (and conditions) in one MLflow parameter: ``dkd vs dkd_tuned, ref kd``."""
     text = f"{','.join(arms.fixed)} vs {arms.searched}"
-    return text + (f", ref {arms.reference}" if arms.reference else "")
+    text += f", ref {arms.reference}" if arms.reference else ""
+    return text + (f", under {','.join(noises)}" if noises else "")

@@ -45,7 +45,7 @@ def outcome_shares(sims: int, seed: int = 0, rule=None, thresholds=TH, **truth) 
         if rule is not None:
             outcomes.append(rule(records))
         else:
-            outcomes.append(decide(records, thresholds, arms).outcome)
+            outcomes.append(decide(records, thresholds, arms, reruns=0).outcome)
     return {o: outcomes.count(o) / sims for o in (OUTCOME_HOLDS, OUTCOME_FAILS, OUTCOME_OPEN)}
 
 

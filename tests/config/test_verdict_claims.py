@@ -163,6 +163,21 @@ def _claim(study: dict[str, Any], i: int) -> dict[str, Any]:
             "verdict.claims[0].reference",
             "required",
         ),
+        (  # a teacher condition the study does not have
+            lambda d: _claim(d, 0).update(noises=["none", "confident_wrong=0.5"]),
+            "verdict.claims[0].noises[1]",
+            "unknown noise setting 'confident_wrong=0.5'; did you mean 'confident_wrong=0.3'",
+        ),
+        (
+            lambda d: _claim(d, 0).update(noises=["none", "none"]),
+            "verdict.claims[0].noises[1]",
+            "'none' is named twice",
+        ),
+        (
+            lambda d: _claim(d, 0).update(noises=[]),
+            "verdict.claims[0].noises",
+            "at least 1 item",
+        ),
     ],
 )
 def test_an_invalid_claim_gets_one_line_and_exit_2(
@@ -172,3 +187,27 @@ def test_an_invalid_claim_gets_one_line_and_exit_2(
     change(study)
     err = validation_error(tmp_path, study, capsys)  # exit 2, one line, no traceback
     assert f": {key}:" in err and expected in err, err
+
+
+def test_a_claim_per_teacher_condition_validates_plans_and_locks_its_scope(
+    tmp_path: Path, capsys
+) -> None:
+    study = _two_claims()
+    lam = _claim(study, 0)
+    study["verdict"]["claims"] = [
+        {**lam, "name": "lambda_clean", "noises": ["none"]},
+        {**lam, "name": "lambda_wrong", "noises": ["confident_wrong=0.3"]},
+    ]
+    path = write_yaml(tmp_path / "scoped.yaml", study)
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+    plan = build_plan(StudyConfig.model_validate(study))
+    arms = Arms(("redistill",), "redistill_tuned", "kd")
+    assert plan.claims == (
+        Claim("lambda_clean", arms, ("none",)),
+        Claim("lambda_wrong", arms, ("confident_wrong=0.3",)),
+    )
+    locked = plan.protocol()["verdict"]["claims"]
+    assert [c["noises"] for c in locked] == [["none"], ["confident_wrong=0.3"]]
+    assert Claim.from_dict(locked[1]) == plan.claims[1]
+    # A claim over every setting stores no scope: studies locked before scopes resume as they were.
+    assert "noises" not in Claim("lambda", arms).as_dict()
