@@ -77,6 +77,12 @@ class TeacherConfig(ModelConfig):
     checkpoint: str | None = Field(
         None, description="weights to load instead of training (relative to the config)"
     )
+    checkpoint_prefix: str | None = Field(
+        None,
+        min_length=1,
+        description="the name prefix the teacher is saved under in the checkpoint, e.g. "
+        "'teacher.' in mdistiller's distiller checkpoints (latest, best, epoch_N)",
+    )
     seed: int | None = Field(
         None,
         ge=0,
@@ -95,6 +101,8 @@ class TeacherConfig(ModelConfig):
     def _one_source(self) -> TeacherConfig:
         if self.checkpoint is not None and self.train is not None:
             raise ValueError("give either 'checkpoint' or 'train', not both")
+        if self.checkpoint_prefix is not None and self.checkpoint is None:
+            raise ValueError("'checkpoint_prefix' names a prefix inside 'checkpoint': give both")
         return self
 
 

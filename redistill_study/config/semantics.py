@@ -103,7 +103,7 @@ def check_semantics(
                     model = create_model(
                         pair.teacher.model, num_classes=classes, **pair.teacher.args
                     )
-                    load_checkpoint(model, resolved)
+                    load_checkpoint(model, resolved, pair.teacher.checkpoint_prefix)
                 except UserError as exc:
                     raise located.error(("pairs", i, "teacher", "checkpoint"), str(exc)) from None
     for i, method in enumerate(config.methods):

@@ -5,6 +5,7 @@ from .registry import (
     create_model,
     list_models,
     model_family,
+    model_revision,
     register_model,
     resolve_model_name,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "create_model",
     "list_models",
     "model_family",
+    "model_revision",
     "register_model",
     "resolve_model_name",
 ]

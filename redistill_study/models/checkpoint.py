@@ -2,7 +2,9 @@
 
 Accepted: a plain state dict, ``{"model": sd}``, ``{"state_dict": sd}``, ``{"net": sd}``,
 ``{"model_state_dict": sd}``, with or without ``module.`` (DataParallel) or ``_orig_mod.``
-(torch.compile) prefixes.
+(torch.compile) prefixes; a distiller's whole state dict with a declared model prefix
+(``teacher.``). The CIFAR zoo's parameter names are RepDistiller's and mdistiller's, so their
+published teacher files (``ckpt_epoch_240.pth``) load as they are.
 """
 
 from __future__ import annotations
@@ -18,6 +20,14 @@ import torch.nn as nn
 
 from .._util import first_line
 from ..errors import UserError
+from ._naming import (
+    closest_naming,
+    earlier_other_function,
+    fitting_prefix,
+    prefixes,
+    renamed_from_earlier,
+    without_counters,
+)
 
 _WRAPPER_KEYS = ("model", "state_dict", "net", "model_state_dict", "student", "teacher")
 _PREFIXES = ("module.", "_orig_mod.")
@@ -76,21 +86,30 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load weights into ``model``; a mismatch is one line naming the file and the difference."""
+def load_checkpoint(model: nn.Module, path: str | Path, prefix: str | None = None) -> nn.Module:
+    """Load weights into ``model``; a mismatch is one line naming the file and the difference.
+
+    ``prefix``: the name the model is saved under in a larger state dict (a distiller's
+    ``teacher.`` or ``student.``, mdistiller's ``latest`` / ``best`` files). Batch norm's step
+    counters may be absent, as torch's strict load allows. A checkpoint of this project's CIFAR
+    zoo from before it took the peers' parameter names loads where the function is the same."""
     state = read_state_dict(path)
+    if prefix:
+        inner = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if not inner:
+            raise UserError(
+                f"{path}: no parameter is named under {prefix!r} "
+                f"(prefixes found: {_found(state) or 'none'})"
+            )
+        state = inner
     own = model.state_dict()
-    missing = sorted(set(own) - set(state))
+    if without_counters(state) != without_counters(own):
+        state = _other_names(state, model, Path(path))
     unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]!r})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]!r})")
+    if unexpected:  # a counter the model does not keep
         raise UserError(
             f"{path}: checkpoint does not fit the architecture {type(model).__name__}: "
-            + ", ".join(parts)
+            f"{len(unexpected)} unexpected (e.g. {unexpected[0]!r})"
         )
     for key, tensor in state.items():
         if tuple(tensor.shape) != tuple(own[key].shape):
@@ -98,8 +117,49 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
                 f"{path}: shape mismatch at {key!r}: checkpoint {tuple(tensor.shape)} vs model "
                 f"{tuple(own[key].shape)} (wrong class count or architecture?)"
             )
-    model.load_state_dict(state)
+    model.load_state_dict(state)  # strict: fills in a missing counter, as torch does
     return model
+
+
+def _found(state: dict[str, torch.Tensor]) -> str:
+    return ", ".join(f"{p!r} ({n} keys)" for p, n in prefixes(state).most_common(4))
+
+
+def _other_names(state: dict[str, torch.Tensor], model: nn.Module, path: Path) -> dict:
+    """The state under the model's own names where that is safe; else one line saying why
+    it does not fit and what to do."""
+    arch = type(model).__name__
+    renamed = renamed_from_earlier(state, model)
+    if renamed is not None:
+        return renamed
+    if earlier_other_function(state, model):
+        raise UserError(
+            f"{path}: saved from this project's {arch} before it became the literature's "
+            "network (RepDistiller's and mdistiller's), which computes another function; it "
+            "cannot be renamed: train the teacher again"
+        )
+    own = set(model.state_dict())
+    prefix = fitting_prefix(state, own)
+    if prefix is not None:
+        raise UserError(
+            f"{path}: the {arch} is saved under {prefix!r} (prefixes found: {_found(state)}): "
+            f"set checkpoint_prefix: {prefix!r} on this teacher"
+        )
+    missing = sorted(without_counters(own) - set(state))
+    unexpected = sorted(set(state) - own)
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]!r})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]!r})")
+    hint = closest_naming(state, own)
+    if hint is None and not set(prefixes(state)) & set(prefixes(own)):
+        hint = f"its names start otherwise: {_found(state)}"  # e.g. a distiller's, whole
+    raise UserError(
+        f"{path}: checkpoint does not fit the architecture {arch}: "
+        + ", ".join(parts)
+        + (f"; {hint}" if hint else "")
+    )
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:

@@ -20,15 +20,22 @@ ModelFactory = Callable[..., nn.Module]
 
 _MODELS: dict[str, ModelFactory] = {}
 _FAMILY: dict[str, str] = {}
+_REVISION: dict[str, int] = {}
 _loaded = False
 
 
-def register_model(name: str, family: str = "") -> Callable[[ModelFactory], ModelFactory]:
+def register_model(
+    name: str, family: str = "", revision: int = 1
+) -> Callable[[ModelFactory], ModelFactory]:
+    """Register a factory under ``name``. ``revision`` goes up whenever the model's parameter
+    names or function change, so that a teacher cached under an earlier one is never reused."""
+
     def decorator(factory: ModelFactory) -> ModelFactory:
         if name in _MODELS and _MODELS[name] is not factory:
             raise ValueError(f"model name {name!r} is already registered")
         _MODELS[name] = factory
         _FAMILY[name] = family
+        _REVISION[name] = revision
         return factory
 
     return decorator
@@ -107,6 +114,12 @@ def list_models(pattern: str | None = None) -> list[str]:
             if fnmatch.fnmatch(n, inner or "*")
         ]
     return sorted(n for n in _MODELS if pattern is None or fnmatch.fnmatch(n, pattern))
+
+
+def model_revision(name: str) -> int:
+    """The revision of a built-in model (1 for timm's and torchvision's)."""
+    _load()
+    return _REVISION.get(name, 1)
 
 
 def model_family(name: str) -> str:

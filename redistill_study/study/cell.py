@@ -62,6 +62,7 @@ def teacher_spec(
         seed=plan.teacher_seed(cell.pair),
         recipe=None if checkpoint else plan.teacher_recipe(cell.pair),
         checkpoint=checkpoint,
+        checkpoint_prefix=t.checkpoint_prefix,
         args=dict(t.args),
         variant=cell.noise.teacher_variant() if noisy else {},
     )

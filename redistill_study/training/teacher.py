@@ -21,7 +21,7 @@ from ..config import TrainConfig
 from ..data import DataBundle
 from ..losses import create_method
 from ..metrics import classification_metrics
-from ..models import create_model
+from ..models import create_model, model_revision
 from ..models.checkpoint import load_checkpoint, read_state_dict, save_atomic
 from ..noise import flip_labels, undertrained_epochs
 from .members import Outcome, make_member, predict
@@ -39,6 +39,7 @@ class TeacherSpec:
     seed: int
     recipe: TrainConfig | None = None
     checkpoint: str | None = None
+    checkpoint_prefix: str | None = None
     args: dict[str, Any] = field(default_factory=dict)
     variant: dict[str, Any] = field(default_factory=dict)  # label noise / under-training
 
@@ -46,6 +47,11 @@ class TeacherSpec:
         payload = asdict(self)
         payload["recipe"] = self.recipe.model_dump() if self.recipe else None
         payload["format"] = CACHE_FORMAT
+        if self.checkpoint_prefix is None:  # absent: keys from before prefixes stay the same
+            del payload["checkpoint_prefix"]
+        revision = model_revision(self.model)
+        if revision > 1:  # absent at 1: the keys of teachers cached before revisions stay
+            payload["revision"] = revision
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:20]
 
@@ -60,7 +66,7 @@ def obtain_teacher(
     """The teacher in eval mode on the runtime's device, and its metadata."""
     model = create_model(spec.model, num_classes=spec.num_classes, **spec.args)
     if spec.checkpoint is not None:
-        load_checkpoint(model, spec.checkpoint)
+        load_checkpoint(model, spec.checkpoint, spec.checkpoint_prefix)
         meta: dict[str, Any] = {"source": "checkpoint", "checkpoint": spec.checkpoint}
         return _ready(model, runtime), meta
     key = spec.key()

@@ -1,4 +1,6 @@
-"""MobileNetV2 for CIFAR as in KD papers (RepDistiller `mobile_half`: expansion 6, width 0.5)."""
+"""MobileNetV2 for CIFAR as in KD papers (RepDistiller's and mdistiller's `mobile_half`:
+expansion 6, width 0.5), with their parameter names (``conv1``, ``blocks.<stage>.<i>``,
+``conv2``, ``classifier.0``) so that their published teacher files load as they are."""
 
 from __future__ import annotations
 
@@ -50,23 +52,29 @@ class MobileNetV2(nn.Module):
             (expand, 320, 1, 1),
         ]
         channels = int(32 * width)
-        layers: list[nn.Module] = [_conv_bn(3, channels, 3, 2)]
+        self.conv1 = _conv_bn(3, channels, 3, 2)
+        stages = []
         for t, c, n, s in settings:
             out = int(c * width)
+            blocks = []
             for i in range(n):
-                layers.append(InvertedResidual(channels, out, s if i == 0 else 1, t))
+                blocks.append(InvertedResidual(channels, out, s if i == 0 else 1, t))
                 channels = out
-        self.last_channel = 1280
-        layers.append(_conv_bn(channels, self.last_channel, 1, 1))
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(self.last_channel, num_classes)
+            stages.append(nn.Sequential(*blocks))
+        self.blocks = nn.ModuleList(stages)
+        self.last_channel = int(1280 * width) if width > 1.0 else 1280
+        self.conv2 = _conv_bn(channels, self.last_channel, 1, 1)
+        self.classifier = nn.Sequential(nn.Linear(self.last_channel, num_classes))
         init_weights(self, linear="normal")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
+        x = self.conv1(x)
+        for stage in self.blocks:
+            x = stage(x)
+        x = self.conv2(x)
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
-@register_model("MobileNetV2", family="cifar")
+@register_model("MobileNetV2", family="cifar", revision=2)
 def mobilenetv2(num_classes: int = 100) -> nn.Module:
     return MobileNetV2(6, 0.5, num_classes)

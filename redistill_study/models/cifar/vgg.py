@@ -1,4 +1,5 @@
-"""VGG with batch norm for CIFAR (RepDistiller `vgg.py`): five conv blocks, global average pool."""
+"""VGG with batch norm for CIFAR, with RepDistiller's and mdistiller's parameter names (`vgg.py`:
+``block0`` … ``block4``, ``classifier``): five conv blocks, global average pool."""
 
 from __future__ import annotations
 
@@ -34,21 +35,23 @@ class VGG(nn.Module):
     def __init__(self, config: list[list[int]], num_classes: int = 100):
         super().__init__()
         ins = [3] + [c[-1] for c in config[:-1]]
-        self.blocks = nn.ModuleList(_block(widths, cin) for widths, cin in zip(config, ins))
+        for i, (widths, cin) in enumerate(zip(config, ins)):
+            self.add_module(f"block{i}", _block(widths, cin))  # the peers' names
+        self.depth = len(config)
         self.classifier = nn.Linear(config[-1][-1], num_classes)
         init_weights(self, linear="normal")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.shape[2]
-        for i, block in enumerate(self.blocks):
-            x = F.relu(block(x))
+        for i in range(self.depth):
+            x = F.relu(getattr(self, f"block{i}")(x))
             if i < 3 or (i == 3 and h == 64):
                 x = F.max_pool2d(x, 2, 2)
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
 def _register(depth: int) -> None:
-    @register_model(f"vgg{depth}", family="cifar")
+    @register_model(f"vgg{depth}", family="cifar", revision=2)
     def factory(num_classes: int = 100) -> nn.Module:
         return VGG(CONFIGS[depth], num_classes)
 

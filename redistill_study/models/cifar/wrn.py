@@ -1,4 +1,5 @@
-"""Wide ResNets for CIFAR (RepDistiller `wrn.py`): pre-activation blocks, widen factor k."""
+"""Wide ResNets for CIFAR, with RepDistiller's and mdistiller's parameter names (`wrn.py`):
+pre-activation blocks, widen factor k, so that their published teacher files load as they are."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ..registry import register_model
 from .init import init_weights
 
 
-class WideBlock(nn.Module):
+class BasicBlock(nn.Module):
     def __init__(self, in_planes: int, out_planes: int, stride: int, drop_rate: float = 0.0):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_planes)
@@ -19,7 +20,7 @@ class WideBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_planes, out_planes, 3, 1, 1, bias=False)
         self.drop_rate = drop_rate
         self.equal = in_planes == out_planes
-        self.shortcut = (
+        self.convShortcut = (  # the peers' name, kept so that their checkpoints load
             None if self.equal else nn.Conv2d(in_planes, out_planes, 1, stride, bias=False)
         )
 
@@ -30,7 +31,24 @@ class WideBlock(nn.Module):
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
         out = self.conv2(out)
-        return out + (x if self.shortcut is None else self.shortcut(pre))  # None iff self.equal
+        # None iff self.equal
+        return (x if self.convShortcut is None else self.convShortcut(pre)) + out
+
+
+class NetworkBlock(nn.Module):
+    """One stage: ``layer``, its blocks."""
+
+    def __init__(self, blocks: int, cin: int, cout: int, stride: int, drop_rate: float) -> None:
+        super().__init__()
+        self.layer = nn.Sequential(
+            *(
+                BasicBlock(cin if i == 0 else cout, cout, stride if i == 0 else 1, drop_rate)
+                for i in range(blocks)
+            )
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)
 
 
 class WideResNet(nn.Module):
@@ -41,25 +59,21 @@ class WideResNet(nn.Module):
         n = (depth - 4) // 6
         channels = [16, 16 * widen, 32 * widen, 64 * widen]
         self.conv1 = nn.Conv2d(3, channels[0], 3, 1, 1, bias=False)
-        blocks = []
-        for stage, stride in zip(range(3), (1, 2, 2)):
-            for i in range(n):
-                cin = channels[stage] if i == 0 else channels[stage + 1]
-                blocks.append(
-                    WideBlock(cin, channels[stage + 1], stride if i == 0 else 1, drop_rate)
-                )
-        self.blocks = nn.Sequential(*blocks)
-        self.bn = nn.BatchNorm2d(channels[3])
+        self.block1 = NetworkBlock(n, channels[0], channels[1], 1, drop_rate)
+        self.block2 = NetworkBlock(n, channels[1], channels[2], 2, drop_rate)
+        self.block3 = NetworkBlock(n, channels[2], channels[3], 2, drop_rate)
+        self.bn1 = nn.BatchNorm2d(channels[3])
         self.fc = nn.Linear(channels[3], num_classes)
         init_weights(self, linear="zero_bias")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn(self.blocks(self.conv1(x))))
+        x = self.block3(self.block2(self.block1(self.conv1(x))))
+        x = F.relu(self.bn1(x))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
 def _register(depth: int, widen: int) -> None:
-    @register_model(f"wrn_{depth}_{widen}", family="cifar")
+    @register_model(f"wrn_{depth}_{widen}", family="cifar", revision=2)
     def factory(num_classes: int = 100, drop_rate: float = 0.0) -> nn.Module:
         return WideResNet(depth, widen, num_classes, drop_rate)
 
