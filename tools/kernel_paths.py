@@ -33,7 +33,7 @@ def _run(path: str, threads: int, out: Path) -> tuple[float, str]:
     command = [sys.executable, "-m", "redistill_study"]
     start = time.perf_counter()
     run = [*command, "run", "--threads", str(threads), "--output", str(out), "--quiet"]
-    subprocess.run(run, check=True, env=env, cwd=REPO)
+    subprocess.run(run, check=True, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     report = [*command, "report", "--output", str(out), "--markdown"]
     block = subprocess.run(report, check=True, env=env, capture_output=True, text=True).stdout
