@@ -131,3 +131,22 @@ def test_a_marginal_decision_may_move_and_a_clear_one_may_not() -> None:
     assert compare_study_block(new, old, seeds=3) == []
     # An arm that disappears is a changed structure.
     assert compare_study_block(old.split(" · ")[0], old, seeds=3)
+
+
+def test_the_design_block_holds_its_declared_study_and_loosens_only_what_few_levels_estimate():
+    old = (
+        "default.yaml (embedded): 6 pairs (3 teachers × 2 students), 2 noise setting(s), "
+        "3 seeds, δ = 1.00 points\n"
+        "world (estimated from default): run-to-run sd 3.33 points; between pairs 0.00, "
+        "teachers 2.14, students 3.52 points; correlation regret–deficit 0.50, between settings "
+        "0.00; failing pairs: 33 % of pairs, +46.9 points in 1 setting(s)\n"
+        "P(holds) when the claim is exactly true: 0.000"
+    )
+    # Seen on the scalar kernel path: two students' spread estimated at zero.
+    rerun = old.replace("students 3.52", "students 0.00").replace("33 % of", "17 % of")
+    assert compare_design_block(rerun, old) == []
+    assert compare_design_block(old.replace("3 seeds", "4 seeds"), old)  # declared: exact
+    assert compare_design_block(old.replace("sd 3.33", "sd 9.33"), old)  # well estimated
+    # With four or more teachers and students their spreads are compared again.
+    wide = old.replace("(3 teachers × 2 students)", "(6 teachers × 6 students)")
+    assert compare_design_block(wide.replace("students 3.52", "students 0.00"), wide)
