@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..study.arms import Claim
+from .explain import listed
 from .rerun import RERUNS
 from .verdict import (
     AS_RECORDED,
@@ -63,7 +64,7 @@ class ClaimDecision:
         arms = self.claim.arms
         text = f"{', then '.join(arms.fixed) or 'no fixed arm'} vs {arms.searched or 'nothing'}"
         text += f", reference {arms.reference}" if arms.reference else ""
-        return text + (f", with {_listed(self.claim.noises)}" if self.claim.noises else "")
+        return text + (f", with {listed(self.claim.noises)}" if self.claim.noises else "")
 
 
 def decide_claims(
@@ -120,14 +121,9 @@ def by_condition(decided: Sequence[ClaimDecision]) -> list[str]:
             word = a.outcome + (" (marginal)" if a.marginal else "")
             said.setdefault(word, []).extend(c.claim.noises or ())
         names = ", ".join(c.name for c in members)
-        parts = [f"{word} with {_listed(noises)}" for word, noises in said.items()]
+        parts = [f"{word} with {listed(noises)}" for word, noises in said.items()]
         lines.append(f"{arm} (claim{'s' if len(members) > 1 else ''} {names}): {'; '.join(parts)}")
     return lines
-
-
-def _listed(items: Sequence[str]) -> str:
-    items = list(dict.fromkeys(items))
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _bonferroni_sentence(claims: int, alpha: float) -> str:

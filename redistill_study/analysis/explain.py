@@ -4,6 +4,7 @@ would decide it. Reads a decision; decides nothing."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import rule
@@ -60,9 +61,10 @@ def criterion(decision: Decision) -> str:
     )
 
 
-def _settings(noises: list[str]) -> str:
-    noises = list(dict.fromkeys(noises))
-    return noises[0] if len(noises) == 1 else ", ".join(noises[:-1]) + " and " + noises[-1]
+def listed(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c`` (each once, in order)."""
+    items = list(dict.fromkeys(items))
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _diverged(decision: Decision, a: ArmDecision, seeds: int) -> str | None:
@@ -75,7 +77,7 @@ def _diverged(decision: Decision, a: ArmDecision, seeds: int) -> str | None:
     worst = max(hit, key=lambda h: h[2].at_chance if not math.isnan(h[2].at_chance) else -1)
     return (
         f"diverged in {len(pairs)} of {a.pairs} pairs ({'all seeds' if every else 'some seeds'}) "
-        f"under {_settings([n for n, _, _ in hit])}; per-pair {worst[1].quantity} read at chance "
+        f"under {listed([n for n, _, _ in hit])}; per-pair {worst[1].quantity} read at chance "
         f"{pts(worst[2].at_chance)} points"
     )
 

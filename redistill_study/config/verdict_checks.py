@@ -70,6 +70,7 @@ def check_verdict(config: StudyConfig, located: Located) -> None:
                 ("verdict", key), "declare the arms inside verdict.claims, or drop claims"
             )
     seen: set[str] = set()
+    labels = noise_labels(config)
     for i, claim in enumerate(v.claims):
         where = ("verdict", "claims", i)
         if claim.name in seen:
@@ -78,7 +79,7 @@ def check_verdict(config: StudyConfig, located: Located) -> None:
         if claim.searched == "none":
             raise located.error((*where, "searched"), "a claim needs a searched arm")
         _check_arms(methods, located, where, claim.fixed, claim.searched, claim.reference)
-        _check_scope(config, located, where, claim.noises)
+        _check_scope(labels, located, where, claim.noises)
         for j, name in enumerate(claim.fixed):
             problem = differences(methods[name], methods[claim.searched])
             if problem:
@@ -97,10 +98,9 @@ def noise_labels(config: StudyConfig) -> list[str]:
 
 
 def _check_scope(
-    config: StudyConfig, located: Located, where: tuple[str | int, ...], noises: list[str] | None
+    labels: list[str], located: Located, where: tuple[str | int, ...], noises: list[str] | None
 ) -> None:
-    """A claim's conditions are settings the study has, each named once."""
-    labels = noise_labels(config)
+    """A claim's conditions are settings the study has (``labels``), each named once."""
     for k, label in enumerate(noises or ()):
         if label not in labels:
             raise located.error((*where, "noises", k), unknown_name(label, labels, "noise setting"))

@@ -75,30 +75,32 @@ def _mobilenet(key: str, model: nn.Module) -> str:
     return key
 
 
-# Per class: the rename from the earlier names, or None where the function changed too.
-_EARLIER: dict[str, Callable[[str, nn.Module], str] | None] = {
+# Per class whose function did not change: the rename from the earlier names.
+_EARLIER: dict[str, Callable[[str, nn.Module], str]] = {
     "WideResNet": _wrn,
     "VGG": _vgg,
     "MobileNetV2": _mobilenet,
-    "ShuffleNetV1": None,  # no ReLU after the depthwise batch norm: another network
-    "ShuffleNetV2": None,  # a 3 × 3 stem where the peers have 1 × 1: another network
 }
-_EARLIER_MARK = {"ShuffleNetV1": "stages.", "ShuffleNetV2": "stages."}  # their earlier names
+# Per class whose function changed too, the prefix its earlier names began with: V1 had no
+# ReLU after the depthwise batch norm, V2 a 3 × 3 stem where the peers have 1 × 1.
+_EARLIER_OTHER_FUNCTION = {"ShuffleNetV1": "stages.", "ShuffleNetV2": "stages."}
 
 
-def renamed_from_earlier(state: dict[str, torch.Tensor], model: nn.Module) -> dict | None:
-    """The state under the model's names when it was saved with this project's names before
-    revision 2 and the model computes the same function (None otherwise)."""
+def renamed_from_earlier(
+    state: dict[str, torch.Tensor], model: nn.Module, own: Iterable[str]
+) -> dict | None:
+    """The state under the model's names (``own``) when it was saved with this project's names
+    before revision 2 and the model computes the same function (None otherwise)."""
     rename = _EARLIER.get(type(model).__name__)
     if rename is None:
         return None
     renamed = {rename(k, model): v for k, v in state.items()}
-    return renamed if without_counters(renamed) == without_counters(model.state_dict()) else None
+    return renamed if without_counters(renamed) == without_counters(own) else None
 
 
 def earlier_other_function(state: dict[str, torch.Tensor], model: nn.Module) -> bool:
     """A checkpoint of this project's ShuffleV1 / V2 before they became the peers' networks."""
-    mark = _EARLIER_MARK.get(type(model).__name__)
+    mark = _EARLIER_OTHER_FUNCTION.get(type(model).__name__)
     return mark is not None and any(k.startswith(mark) for k in state)
 
 

@@ -104,7 +104,7 @@ def load_checkpoint(model: nn.Module, path: str | Path, prefix: str | None = Non
         state = inner
     own = model.state_dict()
     if without_counters(state) != without_counters(own):
-        state = _other_names(state, model, Path(path))
+        state = _other_names(state, model, set(own), Path(path))
     unexpected = sorted(set(state) - set(own))
     if unexpected:  # a counter the model does not keep
         raise UserError(
@@ -125,11 +125,13 @@ def _found(state: dict[str, torch.Tensor]) -> str:
     return ", ".join(f"{p!r} ({n} keys)" for p, n in prefixes(state).most_common(4))
 
 
-def _other_names(state: dict[str, torch.Tensor], model: nn.Module, path: Path) -> dict:
-    """The state under the model's own names where that is safe; else one line saying why
-    it does not fit and what to do."""
+def _other_names(
+    state: dict[str, torch.Tensor], model: nn.Module, own: set[str], path: Path
+) -> dict:
+    """The state under the model's own names (``own``) where that is safe; else one line
+    saying why it does not fit and what to do."""
     arch = type(model).__name__
-    renamed = renamed_from_earlier(state, model)
+    renamed = renamed_from_earlier(state, model, own)
     if renamed is not None:
         return renamed
     if earlier_other_function(state, model):
@@ -138,7 +140,6 @@ def _other_names(state: dict[str, torch.Tensor], model: nn.Module, path: Path) -
             "network (RepDistiller's and mdistiller's), which computes another function; it "
             "cannot be renamed: train the teacher again"
         )
-    own = set(model.state_dict())
     prefix = fitting_prefix(state, own)
     if prefix is not None:
         raise UserError(
