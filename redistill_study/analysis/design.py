@@ -149,11 +149,17 @@ def failing_pairs(share: float, pairs: int) -> int:
 
 
 def power_report(
-    design: Design, world: World, *, sims: int = 2000, seed: int = 0, target: float = 0.8
+    design: Design,
+    world: World,
+    *,
+    sims: int = 2000,
+    seed: int = 0,
+    target: float = 0.8,
+    grid: bool = True,
 ) -> dict[str, Any]:
     """P(holds) when the claim is exactly true, the size (the mean regret at the margin in one
     setting, everything else far inside), P(does not hold) when a share π = 1/8 and 1/2 of the
-    pairs fails, and the smallest teachers × students grid with ``target`` power."""
+    pairs fails, and (``grid``) the smallest teachers × students grid with ``target`` power."""
     th, n = design.thresholds, len(design.noises)
     clean = replace(world, failure_share=0.0)
     power = simulate(design, clean, sims=sims, seed=seed)["holds"]
@@ -169,7 +175,7 @@ def power_report(
     for label, share in (("eighth", 1 / 8), ("half", 1 / 2)):
         failing = replace(world, failure_share=share)
         failures[label] = simulate(design, failing, sims=sims, seed=seed)["does not hold"]
-    grid = grid_for_power(design, clean, sims=sims, seed=seed, target=target)
+    found = grid_for_power(design, clean, sims=sims, seed=seed, target=target) if grid else None
     return {
         "power": power,
         "size": size,
@@ -177,8 +183,8 @@ def power_report(
         "fails_at_half": failures["half"],
         "failing_at_eighth": failing_pairs(1 / 8, design.pairs),
         "failing_at_half": failing_pairs(1 / 2, design.pairs),
-        "grid_for_80": grid,
-        "pairs_for_80": grid[0] * grid[1] if grid else None,
+        "grid_for_80": found,
+        "pairs_for_80": found[0] * found[1] if found else None,
         "pairs": design.pairs,
         "teachers": design.teachers,
         "students": design.students,

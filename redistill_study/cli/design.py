@@ -15,6 +15,7 @@ from ._types import at_least, fraction, non_negative_float
 
 if TYPE_CHECKING:
     from ..analysis.design import Design, World
+    from ..analysis.layout_search import Need, PairLayout
     from ..analysis.rule import Thresholds
     from ..config import StudyConfig
     from ..study import Plan
@@ -39,12 +40,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--correlation", type=fraction, help="correlation of a pair's regret and deficit"
     )
+    parser.add_argument(
+        "--noise-correlation",
+        type=fraction,
+        help="correlation of a pair's effects between teacher conditions (assumed: 0.5)",
+    )
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument(
+        "--find-layout",
+        action="store_true",
+        help="search teachers, students, pairing and seeds for the cheapest layout (student "
+        "trainings the verdict needs) with P(holds | true) ≥ 0.8, size ≤ α and P(does not hold "
+        "| 1/8 of pairs fail) ≥ 0.9 for every claim",
+    )
+    layout.add_argument(
+        "--layout",
+        type=_layout,
+        help="simulate this layout instead of the study's pairs: disjoint:N, crossed:T:S or "
+        "per_student:N:K, optionally @seeds (e.g. disjoint:12@3)",
+    )
     parser.add_argument("--from-output", help="estimate the world from a finished study")
     parser.add_argument("--storage", help="that study's Optuna storage URL, if not SQLite")
     parser.add_argument(
         "--sims", type=at_least(10), default=2000, help="simulated studies per figure"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def _layout(text: str) -> PairLayout:
+    from ..analysis.layout_search import PairLayout
+
+    try:
+        return PairLayout.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
     design = _design(config, plan, thresholds)
     shown = args.study or f"{path.name} (embedded)"
     finished = _finished_study(args, plan) if args.from_output else None  # read once
+    if args.find_layout:
+        return _find_layout(args, shown, design, plan, claims, finished)
+    if args.layout:
+        design = args.layout.design(design.noises, thresholds)
+        shown = f"{shown}, laid out as {args.layout.text()}"
     texts, figures = [], {}
     assumed: tuple[Design, World, str, dict[str, Any]] | None = None
     for claim in claims:
@@ -89,6 +123,106 @@ def run(args: argparse.Namespace) -> int:
             arms = claim.arms
             print(f"\nclaim {claim.name} ({', '.join(arms.fixed)} vs {arms.searched}):\n{text}")
     return 0
+
+
+def _find_layout(
+    args: argparse.Namespace,
+    shown: str,
+    design: Design,
+    plan: Plan,
+    claims: tuple[Claim, ...],
+    finished: _Finished | None,
+) -> int:
+    from ..analysis.design import world_text
+    from ..analysis.layout_search import ClaimNeed, Targets, find_layout
+
+    worlds = [_world(args, plan, design.thresholds, c, finished) for c in claims]
+    needs = tuple(
+        ClaimNeed(c.name, c.noises or design.noises, design.thresholds, world)
+        for c, (world, _) in zip(claims, worlds)
+    )
+    need = _need(plan, claims, needs)
+    found = find_layout(need, worlds[0][0], sims=args.sims)
+    declared = need.cost(_declared_layout(design))
+    if args.json:
+        print(
+            json.dumps(
+                {**found.as_dict(), "declared_student_trainings": declared},
+                sort_keys=True,
+                default=str,
+            )
+        )
+        return 0
+    targets = Targets()
+    print(
+        f"{shown}: the cheapest layout with, for each of {len(claims)} claim(s) at α = "
+        f"{design.thresholds.alpha:.4g}, P(holds | true) ≥ {targets.power}, size ≤ α and "
+        f"P(does not hold | 1/8 of pairs fail) ≥ {targets.fails_at_eighth}"
+    )
+    sources = sorted({source for _, source in worlds})
+    for world_source in sources:
+        first = next(w for w, s in worlds if s == world_source)
+        print(f"world ({world_source}): {world_text(first)}")
+    verb = "meets them" if found.meets else "is the largest tried, and does NOT meet them"
+    print(
+        f"{found.layout.text()} {verb}: {found.cost:,} student trainings "
+        f"(the study as declared: {design.pairs} pairs, {declared:,})"
+    )
+    for name, r in found.claims.items():
+        print(
+            f"  {name}: P(holds | true) {r['power']:.3f}, size {r['size']:.3f}, "
+            f"P(does not hold | 1/8 fail) {r['fails_at_eighth']:.3f}"
+        )
+    spec = _spec(found.layout)
+    print(
+        f"check it: design {args.study or ''} --layout {spec}".replace("  ", " ")
+        + f"\n({found.tried} layouts tried, {args.sims} simulated studies per figure, through "
+        "the verdict's own rule)"
+    )
+    return 0 if found.meets else 1
+
+
+def _spec(layout: PairLayout) -> str:
+    if layout.pairing == "disjoint":
+        body = f"disjoint:{layout.teachers}"
+    elif layout.pairing == "crossed":
+        body = f"crossed:{layout.teachers}:{layout.students}"
+    else:
+        body = f"per_student:{layout.teachers}:{layout.per_student}"
+    return f"{body}@{layout.seeds}"
+
+
+def _declared_layout(design: Design) -> PairLayout:
+    """The study's own layout, for its cost (pairs and seeds are what the cost counts)."""
+    from ..analysis.layout_search import PairLayout
+
+    per_student = max(1, round(design.pairs / max(design.students, 1)))
+    teachers = max(design.teachers, per_student)
+    return PairLayout(teachers, design.pairs // per_student, per_student, design.seeds)
+
+
+def _need(plan: Plan, claims: tuple[Claim, ...], needs: tuple[Any, ...]) -> Need:
+    """The trainings the verdict needs per pair and covered condition: every arm a claim uses
+    once per seed, and each searched arm's search trials (the ``transfer`` phase is not
+    counted: no claim is decided on it)."""
+    from ..analysis.layout_search import Need
+
+    per_seed: dict[str, int] = {}
+    fixed: dict[str, int] = {}
+    for noise in plan.noise_labels:
+        arms: set[str] = set()
+        for claim in claims:
+            if claim.covers(noise):
+                a = claim.arms
+                arms |= {
+                    *a.fixed,
+                    *([a.searched] if a.searched else []),
+                    *([a.reference] if a.reference else []),
+                }
+        if arms:
+            per_seed[noise] = len(arms)
+            fixed[noise] = sum(plan.method(m).trials for m in arms if plan.method(m).tune)
+    return Need(needs, per_seed, fixed)
 
 
 def _thresholds(config: StudyConfig, plan: Plan) -> Thresholds:
@@ -150,6 +284,7 @@ def _world(
         "failure_share": args.failure_share,
         "failure_size": args.failure_size,
         "quantity_correlation": args.correlation,
+        "noise_correlation": args.noise_correlation,
     }
     return from_mapping(given, world), source
 
