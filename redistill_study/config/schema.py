@@ -8,10 +8,25 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..losses import get_method
 from ._strict import Strict
+from .pairs import ModelConfig, Normalization, PairConfig, TeacherConfig
+
+__all__ = [  # the pair models live in .pairs; imported from here too
+    "DatasetConfig",
+    "MethodConfig",
+    "ModelConfig",
+    "NoiseConfig",
+    "Normalization",
+    "PairConfig",
+    "PopulationConfig",
+    "StudyConfig",
+    "TeacherConfig",
+    "TuningConfig",
+]
+from .population import PopulationConfig
 from .recipes import PLAIN_RECIPE, RecipeConfig, TrainConfig
 from .verdict import VerdictConfig
 
@@ -45,86 +60,6 @@ class DatasetConfig(Strict):
         None, ge=1, description="a seeded, stratified subset of N training samples for the study"
     )
     image_size: int = Field(224, ge=8, le=2048, description="imagefolder: crop size")
-
-
-class ModelConfig(Strict):
-    """A model by name, with constructor arguments."""
-
-    model: str = Field(
-        description="a built-in model (`redistill-study models`), timm:<name> or torchvision:<name>"
-    )
-    args: dict[str, Any] = Field(
-        default_factory=dict, description="keyword arguments of the model's constructor"
-    )
-
-
-class Normalization(Strict):
-    """An input normalisation, one value per channel."""
-
-    mean: list[float] = Field(min_length=1, max_length=4, description="per-channel mean")
-    std: list[float] = Field(min_length=1, max_length=4, description="per-channel std (> 0)")
-
-    @model_validator(mode="after")
-    def _matching(self) -> Normalization:
-        if len(self.mean) != len(self.std) or any(s <= 0 for s in self.std):
-            raise ValueError("mean and std need one value per channel, std > 0")
-        return self
-
-
-class TeacherConfig(ModelConfig):
-    """A pair's teacher: trained by the study (and cached), or loaded from a checkpoint."""
-
-    checkpoint: str | None = Field(
-        None, description="weights to load instead of training (relative to the config)"
-    )
-    checkpoint_prefix: str | None = Field(
-        None,
-        min_length=1,
-        description="the name prefix the teacher is saved under in the checkpoint, e.g. "
-        "'teacher.' in mdistiller's distiller checkpoints (latest, best, epoch_N)",
-    )
-    seed: int | None = Field(
-        None,
-        ge=0,
-        le=2**31 - 1,
-        description="the teacher's training seed (null: the study seed); distinct seeds make "
-        "distinct teachers, separate units of the verdict",
-    )
-    train: TrainConfig | None = Field(
-        None, description="the teacher's recipe (null: the study's teacher_train)"
-    )
-    normalization: Normalization | None = Field(
-        None, description="the input normalisation the teacher was trained with, if different"
-    )
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TeacherConfig:
-        if self.checkpoint is not None and self.train is not None:
-            raise ValueError("give either 'checkpoint' or 'train', not both")
-        if self.checkpoint_prefix is not None and self.checkpoint is None:
-            raise ValueError("'checkpoint_prefix' names a prefix inside 'checkpoint': give both")
-        return self
-
-
-class PairConfig(Strict):
-    """One teacher–student pair."""
-
-    name: str | None = Field(
-        None,
-        min_length=1,
-        max_length=100,
-        pattern=r"^[\w.+-]+$",
-        description="the pair's label (null: teacher-student)",
-    )
-    teacher: TeacherConfig = Field(description="the teacher")
-    student: ModelConfig = Field(description="the student")
-    train: dict[str, Any] = Field(
-        default_factory=dict, description="overrides of the student recipe for this pair"
-    )
-
-    @property
-    def label(self) -> str:
-        return self.name or f"{self.teacher.model}-{self.student.model}".replace(":", "_")
 
 
 class NoiseConfig(Strict):
@@ -177,6 +112,11 @@ class MethodConfig(Strict):
         min_length=1,
         description="with tune: true, the parameters searched, a subset of the method's space "
         "(null: all of it); the others stay at their defaults or params",
+    )
+    ranges: dict[str, list[float]] | None = Field(
+        None,
+        description="with tune: true, narrower [low, high] ranges for searched parameters, "
+        "inside the method's own (e.g. a positive control: {T: [3.9, 4.1]})",
     )
 
     @property
@@ -244,7 +184,23 @@ class StudyConfig(Strict):
         default_factory=TrainConfig, description="the teachers' recipe"
     )
     train: TrainConfig = Field(default_factory=TrainConfig, description="the students' recipe")
-    pairs: list[PairConfig] = Field(min_length=1, description="the teacher–student pairs")
+    # population before pairs: the pairs' validator reads it.
+    population: PopulationConfig | None = Field(
+        None,
+        description="the teachers and students pairs are drawn from, the layout and the seed: "
+        "the pairs are a seeded sample of it (instead of `pairs`)",
+    )
+    pairs: list[PairConfig] = Field(
+        default_factory=list,
+        validate_default=True,
+        description="the teacher–student pairs (or `population`, which draws them)",
+    )
+    transfer: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="the exploratory `transfer` phase (a searched arm's setting chosen on the "
+        "other pairs), which no verdict uses: auto runs it where it adds at most a fifth to "
+        "the trainings of a cell",
+    )
     noise: list[NoiseConfig] = Field(
         default_factory=lambda: [NoiseConfig(kind="none")],
         min_length=1,
@@ -262,11 +218,25 @@ class StudyConfig(Strict):
         default_factory=VerdictConfig, description="the declared question"
     )
 
-    @field_validator("channels_last", mode="before")
+    @field_validator("channels_last", "transfer", mode="before")
     @classmethod
     def _yaml_switch(cls, value: Any) -> Any:
         # YAML 1.1 reads an unquoted on/off as true/false.
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs_or_population(
+        cls, value: list[PairConfig], info: ValidationInfo
+    ) -> list[PairConfig]:
+        population = info.data.get("population")
+        if population is not None:
+            if value:
+                raise ValueError("declare either pairs or population, not both")
+            return population.sample()
+        if not value:
+            raise ValueError("should have at least 1 pair (or a population to draw them from)")
+        return value
 
     @model_validator(mode="after")
     def _unique_names(self) -> StudyConfig:

@@ -135,9 +135,19 @@ class Plan:
         for unit in self.first_units():
             if unit.phase is Phase.SEARCH:
                 out.append(Unit(unit.study, unit.cell, unit.method, Phase.FINAL))
-                if self.units_of_generalisation() > 1:
+                if self.units_of_generalisation() > 1 and self.runs_transfer():
                     out.append(Unit(unit.study, unit.cell, unit.method, Phase.TRANSFER))
         return out
+
+    def runs_transfer(self) -> bool:
+        """Whether the exploratory ``transfer`` phase runs: as declared, or (auto) where it
+        adds at most a fifth to the trainings of a cell."""
+        if self.config.transfer != "auto":
+            return self.config.transfer == "on"
+        seeds = len(self.seeds)
+        searched = [m for m in self.methods if m.tune]
+        cell = sum(m.trials + seeds if m.tune else seeds for m in self.methods)
+        return 5 * seeds * len(searched) <= cell
 
     def sources(self, dependent: Unit) -> list[Unit]:
         """The search units whose trials decide a dependent unit's setting."""
@@ -260,6 +270,11 @@ class Plan:
                 **(
                     {"searches": {m.name: list(m.config.search or ()) for m in searches}}
                     if (searches := [m for m in self.methods if m.tune and m.config.search])
+                    else {}
+                ),
+                **(
+                    {"ranges": {m.name: m.config.ranges for m in narrowed}}
+                    if (narrowed := [m for m in self.methods if m.tune and m.config.ranges])
                     else {}
                 ),
                 "primary_recipe": self.primary_recipe,
