@@ -43,7 +43,16 @@ from .verdict import (
     thresholds_for,
 )
 
-__all__ = ["ClaimDecision", "by_condition", "decide_claims", "thresholds_for"]
+__all__ = [
+    "ClaimDecision",
+    "by_condition",
+    "controls_line",
+    "decide_claims",
+    "thresholds_for",
+]
+
+# What a control must be decided, to show the instrument can say each.
+EXPECTED = {"positive": "holds", "negative": "does not hold"}
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,29 @@ def by_condition(decided: Sequence[ClaimDecision]) -> list[str]:
         parts = [f"{word} with {listed(noises)}" for word, noises in said.items()]
         lines.append(f"{arm} (claim{'s' if len(members) > 1 else ''} {names}): {'; '.join(parts)}")
     return lines
+
+
+def controls_line(decided: Sequence[ClaimDecision]) -> str | None:
+    """Whether the study's controls came out as they must (None: it has none): a positive
+    control must hold and a negative one must not, or the study cannot be read either way."""
+    controls = [c for c in decided if c.claim.control]
+    if not controls:
+        return None
+    parts, passed = [], True
+    for c in controls:
+        expected = EXPECTED[c.claim.control or ""]
+        ok = c.decision.outcome == expected
+        passed &= ok
+        parts.append(
+            f"{c.claim.control} control {c.name} {c.decision.outcome}"
+            + (" as it must" if ok else f", where it must say {expected!r}")
+        )
+    verdict = (
+        "the instrument passed its checks"
+        if passed
+        else "the instrument FAILED its checks: read no decision of this study as a finding"
+    )
+    return f"{'; '.join(parts)} — {verdict}"
 
 
 def _bonferroni_sentence(claims: int, alpha: float) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from ..study.arms import DEFAULT_CLAIM
-from .claims import by_condition
+from .claims import by_condition, controls_line
 from .record_views import RecordViews
 from .rule import FAILS, HOLDS, OUTCOMES
 from .summary import StudyReport
@@ -64,7 +64,8 @@ def render_dashboard(
     ]
     text = " · ".join(f"claim {c}: {x.text}" if c else x.text for c, x in shown)
     if report.several_claims:
-        text = " · ".join([*by_condition(report.claims), text])
+        controls = controls_line(report.claims)
+        text = " · ".join([*by_condition(report.claims), *([controls] if controls else []), text])
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = (
         template.replace("{{title}}", html.escape(title))

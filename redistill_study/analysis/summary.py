@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..study.arms import Arms, Claim, claims_of
+from ..study.arms import Arms, claims_of
 from .claims import ClaimDecision, decide_claims
 from .exploratory import (
     Comparison,
@@ -184,7 +184,8 @@ def _trained_claims(study: Mapping[str, Any], trained: set[str]) -> list[dict[st
         fixed = [a for a in claim.arms.fixed if a in trained]
         if fixed:
             searched = claim.arms.searched if claim.arms.searched in trained else None
-            out.append(Claim(claim.name, Arms(tuple(fixed), searched, claim.arms.reference)))
+            arms = Arms(tuple(fixed), searched, claim.arms.reference)
+            out.append(replace(claim, arms=arms))  # its scope and role kept
     return [c.as_dict() for c in out]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from .claims import by_condition
+from .claims import by_condition, controls_line
 from .explain import pts as _pts
 from .rule import MEAN_SHARE, OPEN, OUTCOMES, PAIR_SHARE
 from .stability import stability_markdown, stability_text
@@ -47,6 +47,8 @@ def verdict_lines(report: StudyReport) -> list[str]:
                 c.decision, f"claim {c.name} ({c.arms_text}; α = {c.level:.4g})"
             )
         lines += [f"by teacher condition: {line}" for line in by_condition(report.claims)]
+        if (controls := controls_line(report.claims)) is not None:
+            lines.append(f"controls: {controls}")
     else:
         lines = _decision_lines(report.decision, f"verdict{under}")
     if report.pending:

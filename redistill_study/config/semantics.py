@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -12,12 +13,12 @@ from pydantic import ValidationError
 from .._util import did_you_mean, resolve_path, unknown_name
 from ..data import data_root, dataset_info, dataset_names, read_files
 from ..errors import UserError
-from ..losses import get_method
+from ..losses import FloatRange, SearchDimension, get_method
 from ..models import create_model, resolve_model_name
 from ..models.checkpoint import load_checkpoint
 from ..noise import noise_kind
 from ._located import Located, pydantic_message
-from .schema import StudyConfig, TrainConfig
+from .schema import MethodConfig, StudyConfig, TrainConfig
 from .verdict_checks import check_verdict, searched_parameters
 
 
@@ -131,6 +132,7 @@ def check_semantics(
                 else "searches nothing with tune: false; drop it or set tune: true",
             )
         searched = set(searched_parameters(method))
+        _check_ranges(method, cls.search_space, searched if tune else set(), located, i)
         fixed_in_space = sorted(set(method.params) & searched) if tune else []
         if fixed_in_space:
             raise located.error(
@@ -246,3 +248,30 @@ def _model_arguments(name: str, num_classes: int | None) -> list[str]:
         return []
     parameters = inspect.signature(type(model).__init__).parameters.values()
     return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _check_ranges(
+    method: MethodConfig,
+    space: Mapping[str, SearchDimension],
+    searched: set[str],
+    located: Located,
+    i: int,
+) -> None:
+    """A declared range narrows a searched float parameter: two numbers, low ≤ high, inside the
+    method's own range."""
+    for key, bounds in (method.ranges or {}).items():
+        where = ("methods", i, "ranges", key)
+        dim = space.get(key)
+        if key not in searched:
+            raise located.error(
+                where,
+                f"{key!r} is not searched by {method.name!r} (searched: "
+                f"{', '.join(sorted(searched)) or 'nothing'})",
+            )
+        if not isinstance(dim, FloatRange):
+            raise located.error(where, f"{key!r} is not a numeric range ({dim})")
+        if len(bounds) != 2 or not dim.low <= bounds[0] <= bounds[1] <= dim.high:
+            raise located.error(
+                where,
+                f"expected [low, high] with {dim.low:g} ≤ low ≤ high ≤ {dim.high:g}, got {bounds}",
+            )

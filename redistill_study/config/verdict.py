@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from ._strict import Strict
@@ -37,6 +39,14 @@ class ClaimConfig(Strict):
         description="the teacher conditions the claim covers, as the study names its noise "
         "settings (none, confident_wrong=0.3, label_noise_teacher=0.3 …); null: every setting. "
         "The same arms may be claimed once per condition, each claim decided on its own",
+    )
+
+    control: Literal["positive", "negative"] | None = Field(
+        None,
+        description="a check of the instrument whose truth is known by construction: positive "
+        "(an A/A test: the searched space holds only settings equivalent to the fixed one; must "
+        "hold) or negative (the fixed setting far from the searched optimum; must not hold). "
+        "Controls are decided like any claim, inside the Bonferroni family",
     )
 
     @field_validator("fixed", mode="before")

@@ -50,16 +50,24 @@ class Claim:
     name: str
     arms: Arms
     noises: tuple[str, ...] | None = None
+    control: str | None = None  # "positive" (must hold) or "negative" (must not hold)
 
     def as_dict(self) -> dict[str, Any]:
-        # "noises" only where declared: a study locked before scopes keeps its protocol.
+        # "noises" and "control" only where declared: a study locked before them keeps its
+        # protocol.
         scope = {} if self.noises is None else {"noises": list(self.noises)}
-        return {"name": self.name, **self.arms.as_dict(), **scope}
+        control = {} if self.control is None else {"control": self.control}
+        return {"name": self.name, **self.arms.as_dict(), **scope, **control}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Claim:
         noises = d.get("noises")
-        return cls(str(d["name"]), Arms.from_dict(d), None if noises is None else tuple(noises))
+        return cls(
+            str(d["name"]),
+            Arms.from_dict(d),
+            None if noises is None else tuple(noises),
+            d.get("control"),
+        )
 
     def covers(self, noise: str) -> bool:
         """Whether the claim speaks of this teacher condition."""
@@ -90,6 +98,7 @@ def resolve_claims(config: StudyConfig, methods: Sequence[MethodPlan]) -> tuple[
                 c.name,
                 Arms(tuple(c.fixed), c.searched, c.reference),
                 None if c.noises is None else tuple(c.noises),
+                c.control,
             )
             for c in claims
         )

@@ -3,11 +3,11 @@ is searched and with how many trials, and what a search samples."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config import MethodConfig
-from ..losses import Method, SearchDimension
+from ..losses import FloatRange, Method, SearchDimension
 from ..losses.base import TrialLike
 
 
@@ -28,9 +28,17 @@ class MethodPlan:
 
     @property
     def space(self) -> dict[str, SearchDimension]:
-        """What a search samples: the method's space, or the declared part of it."""
+        """What a search samples: the method's space, or the declared part of it, with any
+        declared narrower ranges."""
         full = self.cls.search_space
-        return {k: full[k] for k in self.config.search or full}
+        ranges = self.config.ranges or {}
+        out: dict[str, SearchDimension] = {}
+        for k in self.config.search or full:
+            dim = full[k]
+            if k in ranges and isinstance(dim, FloatRange):  # validated: floats only
+                dim = replace(dim, low=ranges[k][0], high=ranges[k][1])
+            out[k] = dim
+        return out
 
     def suggest(self, trial: TrialLike) -> dict[str, Any]:
         """Sample :attr:`space` on an Optuna trial (params named after the keys)."""
