@@ -1,13 +1,16 @@
 """Models for 28 × 28 grey-scale images (Fashion-MNIST, MNIST): four families of different
-inductive bias, from about 20 k to about 2 M parameters.
+inductive bias, from about 2 k to about 2 M parameters: the Fashion-MNIST population of
+``studies/fashion_mnist_confirm.yaml`` draws its teachers and students from them.
 
-| family    | names                                           | what it is                         |
-|-----------|-------------------------------------------------|------------------------------------|
-| CNN       | ``fm_cnn_{xs,s,m,l}``, ``fm_cnn_deep``          | conv + batch norm + pooling stacks |
-| ResNet    | ``fm_resnet8``, ``fm_resnet14``                 | CIFAR-style basic-block ResNets    |
-| MobileNet | ``fm_mobilenet_s``, ``fm_mobilenet_m``          | inverted residuals, depthwise conv |
-| MLP       | ``fm_mlp_s``, ``fm_mlp_m``, ``fm_mlp_l``        | fully connected on the flat image  |
-|           | ``fm_mlp_s_bn``                                 | ``fm_mlp_s`` with batch norm       |
+| family    | names                                              | what it is                |
+|-----------|----------------------------------------------------|---------------------------|
+| CNN       | ``fm_cnn_{xxs,xs,s,m,l}``, ``fm_cnn_{xs_deep,deep}`` | conv + BN + pooling       |
+|           | ``fm_cnn_xs_gap``                                  | global average only       |
+| ResNet    | ``fm_resnet_xs``, ``fm_resnet8``, ``fm_resnet14``  | basic-block ResNets       |
+| MobileNet | ``fm_mobilenet_{xs,s,m}``                          | inverted residuals        |
+| MLP       | ``fm_mlp_{xs,s,m}``, ``fm_mlp_2x32``, ``fm_mlp_3x64`` | on the flat image      |
+|           | ``fm_mlp_{deep,wide,l}`` (512³, 2048, 1024²)       |                           |
+|           | ``..._bn`` of xs, s, 2x32, 3x64, m, l              | with batch norm           |
 
 ``in_chans`` (default 1) lets any of them take colour input.
 """
@@ -169,7 +172,9 @@ class MLP(nn.Module):
 
 
 _CNNS = {
+    "fm_cnn_xxs": ((4, 8, 16), 1),
     "fm_cnn_xs": ((8, 16, 32), 1),
+    "fm_cnn_xs_deep": ((8, 16, 32), 2),
     "fm_cnn_s": ((16, 32, 64), 1),
     "fm_cnn_m": ((32, 64, 128), 1),
     "fm_cnn_l": ((64, 128, 256), 1),
@@ -177,11 +182,23 @@ _CNNS = {
 }
 # name: (hidden widths, batch norm after each hidden layer)
 _MLPS = {
+    "fm_mlp_xs": ((16,), False),
+    "fm_mlp_xs_bn": ((16,), True),
     "fm_mlp_s": ((32,), False),
     "fm_mlp_s_bn": ((32,), True),
+    "fm_mlp_2x32": ((32, 32), False),
+    "fm_mlp_2x32_bn": ((32, 32), True),
+    "fm_mlp_3x64": ((64, 64, 64), False),
+    "fm_mlp_3x64_bn": ((64, 64, 64), True),
     "fm_mlp_m": ((128,), False),
+    "fm_mlp_m_bn": ((128,), True),
+    "fm_mlp_deep": ((512, 512, 512), False),
+    "fm_mlp_wide": ((2048,), False),
     "fm_mlp_l": ((1024, 1024), False),
+    "fm_mlp_l_bn": ((1024, 1024), True),
 }
+# A CNN whose classifier sees only the global average (no 3 × 3 grid): less of where things are.
+_GLOBAL_POOLED = {"fm_cnn_xs_gap"}
 
 
 def _register() -> None:
@@ -191,6 +208,9 @@ def _register() -> None:
                 _w, _p, num_classes, in_chans, pooled
             )
         )
+    register_model("fm_cnn_xs_gap", FAMILY)(
+        lambda num_classes=10, in_chans=1: PlainCNN((8, 16, 32), 1, num_classes, in_chans, 1)
+    )
     for name, (hidden, norm) in _MLPS.items():
         register_model(name, FAMILY)(
             lambda num_classes=10, in_chans=1, _h=hidden, _n=norm: MLP(
@@ -210,6 +230,16 @@ def fm_resnet8(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
 @register_model("fm_resnet14", FAMILY)
 def fm_resnet14(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
     return SmallResNet(2, (16, 32, 64), num_classes, in_chans)
+
+
+@register_model("fm_resnet_xs", FAMILY)
+def fm_resnet_xs(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
+    return SmallResNet(1, (8, 16, 32), num_classes, in_chans)
+
+
+@register_model("fm_mobilenet_xs", FAMILY)
+def fm_mobilenet_xs(num_classes: int = 10, in_chans: int = 1) -> nn.Module:
+    return SmallMobileNet(((1, 4, 1, 1), (2, 8, 1, 2), (2, 16, 1, 2)), 4, 32, num_classes, in_chans)
 
 
 @register_model("fm_mobilenet_s", FAMILY)
