@@ -64,6 +64,7 @@ def _python(
         text=True,
         timeout=timeout,
         env=env,
+        cwd=REPO,  # the commands the README shows name files relative to it
     )
 
 
@@ -205,3 +206,43 @@ def test_the_readme_per_condition_claims_validate_and_a_wrong_setting_is_refused
     assert main(["validate", str(path)]) == 2
     shown = re.search(r"\(`(unknown noise setting [^`]*)`\)", (REPO / "README.md").read_text())
     assert shown is not None and shown.group(1) in capsys.readouterr().err
+
+
+def test_the_readme_config_example_validates_with_its_population_alternative() -> None:
+    import yaml
+
+    from redistill_study.config import StudyConfig
+
+    example = _yaml_blocks("### Config")[0]
+    study = yaml.safe_load(example)
+    assert len(StudyConfig.model_validate(study).pairs) == 1
+    # The commented alternative: the same study with a population instead of its pairs.
+    commented = re.search(r"# population: (\{.*?\})\n(?!#)", example, re.S)
+    assert commented is not None
+    population = yaml.safe_load(re.sub(r"\n#\s*", " ", commented.group(1)).replace("…", ""))
+    population["teachers"] = [t for t in population["teachers"] if t] * 12
+    population["students"] = [s for s in population["students"] if s] * 12
+    del study["pairs"]
+    config = StudyConfig.model_validate({**study, "population": population})
+    assert len(config.pairs) == 12
+
+
+@pytest.mark.slow
+def test_readme_confirm_design_block_is_current() -> None:
+    # The layout the confirmatory study was sized with: the same command, the same answer (the
+    # figures within Monte-Carlo noise of another processor's float sums: 0.02).
+    written = block_body((REPO / "README.md").read_text(), "fashion-confirm-design")
+    command = re.search(
+        r"\*Measured: `python -m redistill_study (design [^`]*)`",
+        (REPO / "README.md").read_text().split("generated:fashion-confirm-design -->", 1)[1],
+    )
+    assert command is not None
+    produced = _python(*command.group(1).split()).stdout.strip()
+    shown = written.strip("`\n").strip().splitlines()
+    lines = produced.splitlines()
+    assert len(lines) == len(shown)
+    number = re.compile(r"\d+\.\d+")
+    for now, then in zip(lines, shown):
+        assert number.sub("#", now) == number.sub("#", then), (now, then)
+        for a, b in zip(number.findall(now), number.findall(then)):
+            assert abs(float(a) - float(b)) <= 0.02, (now, then)

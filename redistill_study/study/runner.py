@@ -209,6 +209,7 @@ class StudyRunner:
             "verdict.reference": plan.arms.reference or "none",
             **{
                 f"verdict.claim.{claim.name}": _claim_text(claim.arms, claim.noises)
+                + (f" ({claim.control} control)" if claim.control else "")
                 for claim in (plan.claims if c.verdict.claims else ())
             },
             "verdict.failure_margin": plan.failure_margin,

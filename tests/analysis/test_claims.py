@@ -229,3 +229,25 @@ def test_a_per_condition_holds_is_reachable_on_ten_disjoint_pairs() -> None:
     world = World(seed_sd=0.0027, pair_sd=0.0, teacher_sd=0.005, student_sd=0.007)
     assert simulate(design, world, sims=2000)["holds"] >= 0.8
     assert simulate(design, world, regret=0.01, sims=2000)["holds"] <= 0.025 + 0.01
+
+
+def test_controls_say_whether_the_instrument_passed_its_checks() -> None:
+    from redistill_study.analysis.claims import controls_line
+
+    # "a": the fixed arm equals its searched arm (an A/A control); "b": 8 points worse.
+    records = _records(np.random.default_rng(6), {"a": 0.0, "b": 0.08})
+    positive = Claim("aa", Arms(("a",), "a_tuned", "kd"), control="positive")
+    negative = Claim("starved", Arms(("b",), "b_tuned", "kd"), control="negative")
+    decided = decide_claims(records, TH, (positive, negative))
+    line = controls_line(decided)
+    assert line is not None and "the instrument passed its checks" in line
+    assert "positive control aa holds as it must" in line
+    assert "negative control starved does not hold as it must" in line
+    # The same decisions with the roles swapped: both controls fail, and it says so.
+    swapped = [
+        replace(c, claim=replace(c.claim, control=r))
+        for c, r in zip(decided, ("negative", "positive"))
+    ]
+    failed = controls_line(swapped)
+    assert failed is not None and "FAILED" in failed and "where it must say 'holds'" in failed
+    assert controls_line(decided[:0]) is None

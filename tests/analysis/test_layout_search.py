@@ -113,8 +113,12 @@ def test_find_layout_from_the_command_line(capsys) -> None:
         "crossed": f"crossed:{layout['teachers']}:{layout['students']}",
         "per_student": f"per_student:{layout['teachers']}:{layout['per_student']}",
     }[layout["pairing"]] + f"@{layout['seeds']}"
-    assert main([*args, "--seed-sd", "0.002", "--noise-correlation", "0.2", "--layout", spec,
-                 "--json"]) == 0
+    assert (
+        main(
+            [*args, "--seed-sd", "0.002", "--noise-correlation", "0.2", "--layout", spec, "--json"]
+        )
+        == 0
+    )
     rerun = json.loads(capsys.readouterr().out)
     assert rerun["pairs"] == layout["pairs"] and rerun["seeds"] == layout["seeds"]
     assert rerun["world"]["noise_correlation"] == 0.2

@@ -212,3 +212,102 @@ def test_a_claim_per_teacher_condition_validates_plans_and_locks_its_scope(
     assert Claim.from_dict(locked[1]) == plan.claims[1]
     # A claim over every setting stores no scope: studies locked before scopes resume as they were.
     assert "noises" not in Claim("lambda", arms).as_dict()
+
+
+def _controls() -> dict[str, Any]:
+    study = _two_claims()
+    study["methods"] += [
+        {"name": "kd_ref", "method": "kd", "params": {"T": 4.02}},
+        {
+            "name": "kd_aa",
+            "method": "kd",
+            "tune": True,
+            "trials": 2,
+            "ranges": {"T": [3.96, 4.04], "w_kd": [0.891, 0.909]},
+        },
+        {"name": "kd_starved", "method": "kd", "params": {"w_ce": 0.003, "w_kd": 0.03}},
+    ]
+    study["verdict"]["claims"] += [
+        {
+            "name": "aa",
+            "fixed": "kd",
+            "searched": "kd_aa",
+            "reference": "kd_ref",
+            "control": "positive",
+        },
+        {
+            "name": "starved",
+            "fixed": "kd_starved",
+            "searched": "kd_aa",
+            "reference": "kd",
+            "control": "negative",
+            "noises": ["none"],
+        },
+    ]
+    return study
+
+
+def test_a_declared_range_narrows_the_search_and_controls_are_locked(
+    tmp_path: Path, capsys
+) -> None:
+    path = write_yaml(tmp_path / "controls.yaml", _controls())
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+    plan = build_plan(StudyConfig.model_validate(_controls()))
+    space = plan.method("kd_aa").space
+    assert (space["T"].low, space["T"].high) == (3.96, 4.04)
+    assert space["w_ce"] == plan.method("kd").cls.search_space["w_ce"]  # not narrowed
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        suggested = plan.method("kd_aa").suggest(study.ask())
+        assert 3.96 <= suggested["T"] <= 4.04 and 0.891 <= suggested["w_kd"] <= 0.909
+    verdict = plan.protocol()["verdict"]
+    assert verdict["ranges"] == {"kd_aa": {"T": [3.96, 4.04], "w_kd": [0.891, 0.909]}}
+    roles = {c["name"]: c.get("control") for c in verdict["claims"]}
+    assert roles == {"lambda": None, "dkd": None, "aa": "positive", "starved": "negative"}
+
+
+@pytest.mark.parametrize(
+    ("ranges", "expected"),
+    [
+        ({"lam": [0.5, 0.7]}, "'lam' is not searched by 'kd_aa'"),
+        ({"T": [0.5, 4.0]}, "expected [low, high] with 1 ≤ low ≤ high ≤ 8"),
+        ({"T": [5.0, 4.0]}, "expected [low, high]"),
+        ({"T": [4.0]}, "expected [low, high]"),
+    ],
+    ids=["not-searched", "outside", "reversed", "one-number"],
+)
+def test_a_bad_range_is_one_line(tmp_path: Path, capsys, ranges: dict, expected: str) -> None:
+    study = _controls()
+    study["methods"][-2]["ranges"] = ranges
+    err = validation_error(tmp_path, study, capsys)
+    assert ": methods[7].ranges." in err and expected in err, err
+
+
+def test_an_unknown_control_role_is_one_line(tmp_path: Path, capsys) -> None:
+    study = _controls()
+    study["verdict"]["claims"][-1]["control"] = "neutral"
+    err = validation_error(tmp_path, study, capsys)
+    assert ": verdict.claims[3].control:" in err and "'positive' or 'negative'" in err, err
+
+
+@pytest.mark.parametrize(("transfer", "runs"), [("on", True), ("off", False)])
+def test_the_transfer_phase_runs_as_declared(transfer: str, runs: bool) -> None:
+    plan = build_plan(StudyConfig.model_validate({**_two_claims(), "transfer": transfer}))
+    phases = {u.phase for u in plan.dependent_units()}
+    assert (Phase.TRANSFER in phases) is runs and Phase.FINAL in phases
+
+
+def test_auto_runs_transfer_where_it_adds_at_most_a_fifth() -> None:
+    # seeds 2: each searched arm's transfer costs 2 trainings beside the cell's own.
+    cheap = _two_claims()
+    cheap["methods"] = [
+        *cheap["methods"],
+        *({"name": f"kd_{i}", "method": "kd", "params": {"T": 2.0 + i}} for i in range(8)),
+    ]
+    costly = _two_claims()
+    for study, runs in ((cheap, True), (costly, False)):
+        plan = build_plan(StudyConfig.model_validate(study))
+        cell = sum(m.trials + 2 if m.tune else 2 for m in plan.methods)
+        transfer = 2 * sum(m.tune for m in plan.methods)
+        assert (5 * transfer <= cell) is runs
+        assert plan.runs_transfer() is runs
