@@ -119,7 +119,7 @@ def by_condition(decided: Sequence[ClaimDecision]) -> list[str]:
     with confident_wrong=0.3`` (one line per fixed arm; nothing where no claim is scoped)."""
     groups: dict[tuple[str, Any], list[ClaimDecision]] = {}
     for c in decided:
-        if c.claim.noises is not None:
+        if c.claim.noises is not None and not c.claim.control:  # controls: their own line
             for arm in c.decision.arms:
                 groups.setdefault((arm, c.claim.arms), []).append(c)
     lines = []
@@ -137,24 +137,29 @@ def by_condition(decided: Sequence[ClaimDecision]) -> list[str]:
 
 def controls_line(decided: Sequence[ClaimDecision]) -> str | None:
     """Whether the study's controls came out as they must (None: it has none): a positive
-    control must hold and a negative one must not, or the study cannot be read either way."""
+    control must hold and a negative one must not. One decided the other way: the instrument
+    failed, and no decision of the study is a finding; one left inconclusive: the study has not
+    shown that it can decide that way."""
     controls = [c for c in decided if c.claim.control]
     if not controls:
         return None
-    parts, passed = [], True
+    parts, wrong, open_ = [], False, False
     for c in controls:
         expected = EXPECTED[c.claim.control or ""]
-        ok = c.decision.outcome == expected
-        passed &= ok
+        outcome = c.decision.outcome
+        ok = outcome == expected
+        wrong |= not ok and outcome != "inconclusive"
+        open_ |= outcome == "inconclusive"
         parts.append(
-            f"{c.claim.control} control {c.name} {c.decision.outcome}"
+            f"{c.claim.control} control {c.name} {outcome}"
             + (" as it must" if ok else f", where it must say {expected!r}")
         )
-    verdict = (
-        "the instrument passed its checks"
-        if passed
-        else "the instrument FAILED its checks: read no decision of this study as a finding"
-    )
+    if wrong:
+        verdict = "the instrument FAILED its checks: read no decision of this study as a finding"
+    elif open_:
+        verdict = "the checks are not complete: the study has not shown it can decide both ways"
+    else:
+        verdict = "the instrument passed its checks"
     return f"{'; '.join(parts)} — {verdict}"
 
 

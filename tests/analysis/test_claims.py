@@ -251,3 +251,8 @@ def test_controls_say_whether_the_instrument_passed_its_checks() -> None:
     failed = controls_line(swapped)
     assert failed is not None and "FAILED" in failed and "where it must say 'holds'" in failed
     assert controls_line(decided[:0]) is None
+    # A control left inconclusive is not a failure, but not a pass either.
+    undecided = [replace(c, decision=replace(c.decision, outcome="inconclusive")) for c in decided]
+    incomplete = controls_line(undecided)
+    assert incomplete is not None and "FAILED" not in incomplete
+    assert "the checks are not complete" in incomplete
