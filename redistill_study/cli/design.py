@@ -15,7 +15,7 @@ from ._types import at_least, fraction, non_negative_float
 
 if TYPE_CHECKING:
     from ..analysis.design import Design, World
-    from ..analysis.layout_search import Need, PairLayout
+    from ..analysis.layout_search import PairLayout
     from ..analysis.rule import Thresholds
     from ..config import StudyConfig
     from ..study import Plan
@@ -92,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     shown = args.study or f"{path.name} (embedded)"
     finished = _finished_study(args, plan) if args.from_output else None  # read once
     if args.find_layout:
-        return _find_layout(args, shown, design, plan, claims, finished)
+        from ._layout import find_layout_command
+
+        worlds = [_world(args, plan, design.thresholds, c, finished) for c in claims]
+        return find_layout_command(args, shown, design, plan, claims, worlds)
     if args.layout:
         design = args.layout.design(design.noises, thresholds)
         shown = f"{shown}, laid out as {args.layout.text()}"
@@ -123,106 +126,6 @@ def run(args: argparse.Namespace) -> int:
             arms = claim.arms
             print(f"\nclaim {claim.name} ({', '.join(arms.fixed)} vs {arms.searched}):\n{text}")
     return 0
-
-
-def _find_layout(
-    args: argparse.Namespace,
-    shown: str,
-    design: Design,
-    plan: Plan,
-    claims: tuple[Claim, ...],
-    finished: _Finished | None,
-) -> int:
-    from ..analysis.design import world_text
-    from ..analysis.layout_search import ClaimNeed, Targets, find_layout
-
-    worlds = [_world(args, plan, design.thresholds, c, finished) for c in claims]
-    needs = tuple(
-        ClaimNeed(c.name, c.noises or design.noises, design.thresholds, world)
-        for c, (world, _) in zip(claims, worlds)
-    )
-    need = _need(plan, claims, needs)
-    found = find_layout(need, worlds[0][0], sims=args.sims)
-    declared = need.cost(_declared_layout(design))
-    if args.json:
-        print(
-            json.dumps(
-                {**found.as_dict(), "declared_student_trainings": declared},
-                sort_keys=True,
-                default=str,
-            )
-        )
-        return 0
-    targets = Targets()
-    print(
-        f"{shown}: the cheapest layout with, for each of {len(claims)} claim(s) at α = "
-        f"{design.thresholds.alpha:.4g}, P(holds | true) ≥ {targets.power}, size ≤ α and "
-        f"P(does not hold | 1/8 of pairs fail) ≥ {targets.fails_at_eighth}"
-    )
-    sources = sorted({source for _, source in worlds})
-    for world_source in sources:
-        first = next(w for w, s in worlds if s == world_source)
-        print(f"world ({world_source}): {world_text(first)}")
-    verb = "meets them" if found.meets else "is the largest tried, and does NOT meet them"
-    print(
-        f"{found.layout.text()} {verb}: {found.cost:,} student trainings "
-        f"(the study as declared: {design.pairs} pairs, {declared:,})"
-    )
-    for name, r in found.claims.items():
-        print(
-            f"  {name}: P(holds | true) {r['power']:.3f}, size {r['size']:.3f}, "
-            f"P(does not hold | 1/8 fail) {r['fails_at_eighth']:.3f}"
-        )
-    spec = _spec(found.layout)
-    print(
-        f"check it: design {args.study or ''} --layout {spec}".replace("  ", " ")
-        + f"\n({found.tried} layouts tried, {args.sims} simulated studies per figure, through "
-        "the verdict's own rule)"
-    )
-    return 0 if found.meets else 1
-
-
-def _spec(layout: PairLayout) -> str:
-    if layout.pairing == "disjoint":
-        body = f"disjoint:{layout.teachers}"
-    elif layout.pairing == "crossed":
-        body = f"crossed:{layout.teachers}:{layout.students}"
-    else:
-        body = f"per_student:{layout.teachers}:{layout.per_student}"
-    return f"{body}@{layout.seeds}"
-
-
-def _declared_layout(design: Design) -> PairLayout:
-    """The study's own layout, for its cost (pairs and seeds are what the cost counts)."""
-    from ..analysis.layout_search import PairLayout
-
-    per_student = max(1, round(design.pairs / max(design.students, 1)))
-    teachers = max(design.teachers, per_student)
-    return PairLayout(teachers, design.pairs // per_student, per_student, design.seeds)
-
-
-def _need(plan: Plan, claims: tuple[Claim, ...], needs: tuple[Any, ...]) -> Need:
-    """The trainings the verdict needs per pair and covered condition: every arm a claim uses
-    once per seed, and each searched arm's search trials (the ``transfer`` phase is not
-    counted: no claim is decided on it)."""
-    from ..analysis.layout_search import Need
-
-    per_seed: dict[str, int] = {}
-    fixed: dict[str, int] = {}
-    for noise in plan.noise_labels:
-        arms: set[str] = set()
-        for claim in claims:
-            if claim.covers(noise):
-                a = claim.arms
-                arms |= {
-                    *a.fixed,
-                    *([a.searched] if a.searched else []),
-                    *([a.reference] if a.reference else []),
-                }
-        if arms:
-            per_seed[noise] = len(arms)
-            fixed[noise] = sum(plan.method(m).trials for m in arms if plan.method(m).tune)
-    return Need(needs, per_seed, fixed)
 
 
 def _thresholds(config: StudyConfig, plan: Plan) -> Thresholds:

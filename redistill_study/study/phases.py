@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
+from typing import Protocol
 
 
 class Phase(str, Enum):
@@ -32,6 +34,31 @@ class Phase(str, Enum):
 
 
 EVALUATION_PHASES = tuple(p for p in Phase if p.evaluates_test)
+
+
+class _Arm(Protocol):
+    @property
+    def tune(self) -> bool: ...
+    @property
+    def trials(self) -> int: ...
+
+
+def transfer_runs(declared: str, arms: Sequence[_Arm], seeds: int) -> bool:
+    """Whether the exploratory ``transfer`` phase runs: as declared (``on``, ``off``), or
+    (``auto``) where it adds at most a fifth to the trainings of a cell — its seeds for each
+    searched arm, beside every arm's seeds and the searches' trials.
+
+    >>> class A:
+    ...     def __init__(self, tune, trials=0): self.tune, self.trials = tune, trials
+    >>> transfer_runs("auto", [A(False)] * 6 + [A(True, 6)], seeds=3)  # 3 beside 27
+    True
+    >>> transfer_runs("auto", [A(False)] * 2 + [A(True, 4)] * 2, seeds=3)  # 6 beside 20
+    False
+    """
+    if declared != "auto":
+        return declared == "on"
+    cell = sum(a.trials + seeds if a.tune else seeds for a in arms)
+    return 5 * seeds * sum(a.tune for a in arms) <= cell
 
 
 class Status(str, Enum):

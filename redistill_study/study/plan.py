@@ -24,7 +24,7 @@ from ..noise import NoiseSetting, noise_seed
 from .arms import Arms, Claim, resolve_claims
 from .attrs import Slot
 from .method_plan import MethodPlan
-from .phases import Phase
+from .phases import Phase, transfer_runs
 
 # Search seeds sit this far above the study seed: never one of the evaluation seeds (≤ 1000).
 TUNING_SEED_OFFSET = 10_000
@@ -140,14 +140,7 @@ class Plan:
         return out
 
     def runs_transfer(self) -> bool:
-        """Whether the exploratory ``transfer`` phase runs: as declared, or (auto) where it
-        adds at most a fifth to the trainings of a cell."""
-        if self.config.transfer != "auto":
-            return self.config.transfer == "on"
-        seeds = len(self.seeds)
-        searched = [m for m in self.methods if m.tune]
-        cell = sum(m.trials + seeds if m.tune else seeds for m in self.methods)
-        return 5 * seeds * len(searched) <= cell
+        return transfer_runs(self.config.transfer, self.methods, len(self.seeds))
 
     def sources(self, dependent: Unit) -> list[Unit]:
         """The search units whose trials decide a dependent unit's setting."""
@@ -267,16 +260,7 @@ class Plan:
                     else {}
                 ),
                 # Likewise the declared searches: a changed space would mix two in one search.
-                **(
-                    {"searches": {m.name: list(m.config.search or ()) for m in searches}}
-                    if (searches := [m for m in self.methods if m.tune and m.config.search])
-                    else {}
-                ),
-                **(
-                    {"ranges": {m.name: m.config.ranges for m in narrowed}}
-                    if (narrowed := [m for m in self.methods if m.tune and m.config.ranges])
-                    else {}
-                ),
+                **self._declared_spaces(),
                 "primary_recipe": self.primary_recipe,
                 "failure_margin": self.failure_margin,
                 "min_pairs": self.config.verdict.min_pairs,
@@ -284,6 +268,13 @@ class Plan:
                 "min_teachers": self.config.verdict.min_teachers,
             },
         }
+
+    def _declared_spaces(self) -> dict[str, Any]:
+        tuned = [m for m in self.methods if m.tune]
+        searches = {m.name: list(m.config.search) for m in tuned if m.config.search}
+        ranges = {m.name: m.config.ranges for m in tuned if m.config.ranges}
+        out: dict[str, Any] = {"searches": searches} if searches else {}
+        return out | ({"ranges": ranges} if ranges else {})
 
 
 def build_plan(config: StudyConfig) -> Plan:
@@ -299,11 +290,10 @@ def build_plan(config: StudyConfig) -> Plan:
                         mode=noise.mode,
                     )
                     cells.append(Cell(pair, setting, recipe))
-    methods = []
-    for m in config.methods:
-        cls = get_method(m.registered)
-        methods.append(MethodPlan(m, cls, m.is_tuned(), m.trials or config.tuning.trials))
-    methods_t = tuple(methods)
+    methods_t = tuple(
+        MethodPlan(m, get_method(m.registered), m.is_tuned(), m.trials or config.tuning.trials)
+        for m in config.methods
+    )
     margin = config.verdict.margin
     if margin is None:
         margin = dataset_info(config.dataset.name).default_margin
