@@ -246,3 +246,37 @@ def test_readme_confirm_design_block_is_current() -> None:
         assert number.sub("#", now) == number.sub("#", then), (now, then)
         for a, b in zip(number.findall(now), number.findall(then)):
             assert abs(float(a) - float(b)) <= 0.02, (now, then)
+
+
+CONFIRM_STORE = REPO / "docs" / "results" / "fashion_mnist_confirm"
+
+
+@pytest.mark.slow
+def test_readme_confirm_block_is_what_its_kept_store_gives(tmp_path: Path) -> None:
+    # The confirmatory study's Optuna store is kept (gzipped), so its README block is
+    # regenerated from the records themselves: the same text on the recording processor and
+    # torch build, and elsewhere the same text with every number within float round-off of the
+    # analysis (a rerun share within one point).
+    import gzip
+    import shutil
+
+    store = tmp_path / "fashion_mnist_confirm"
+    store.mkdir()
+    with gzip.open(CONFIRM_STORE / "optuna.db.gz") as src, (store / "optuna.db").open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+    shutil.copy(CONFIRM_STORE / "study.yaml", store / "study.yaml")
+    report = _python("report", "--output", str(store), "--markdown", timeout=1200)
+    assert report.returncode == 0, report.stderr
+    text = (REPO / "README.md").read_text()
+    written = block_body(text, "fashion-confirm")
+    produced = report.stdout.strip()
+    measured = MEASURED.search(text.split("generated:fashion-confirm -->", 1)[1])
+    assert measured is not None
+    if (measured.group(2), measured.group(4)) == (cpu_model(), torch_build()):
+        assert produced == written, "README fashion-confirm block is stale: regenerate it"
+        return
+    number = re.compile(r"[+-]?\d+(?:\.\d+)?")
+    for now, then in zip(produced.splitlines(), written.splitlines(), strict=True):
+        assert number.sub("#", now) == number.sub("#", then), (now, then)
+        for a, b in zip(number.findall(now), number.findall(then)):
+            assert abs(float(a) - float(b)) <= (1.0 if "." not in b else 0.02), (now, then)

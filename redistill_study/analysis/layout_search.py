@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..config.population import pair_cells
@@ -29,8 +29,6 @@ from .design import Design, World, power_report
 from .rule import Thresholds
 
 __all__ = ["ClaimNeed", "Found", "Need", "PairLayout", "Targets", "figures", "find_layout"]
-
-PAIRINGS = ("disjoint", "per_student", "crossed")
 
 
 @dataclass(frozen=True)
@@ -207,9 +205,10 @@ def find_layout(
     largest: int = 32,
 ) -> Found:
     """The cheapest layout (student trainings) meeting the targets for every claim: for each
-    pairing and number of seeds, the fewest teachers and students that do (power grows with
-    them: bisection on power, then upwards until size and failure detection hold too), then the
-    cheapest of those. ``meets`` is False (with the largest layout tried) when none does."""
+    pairing and number of seeds, the fewest teachers and students (as many of each) that do,
+    found by bisection (power and failure detection grow with them), then the cheapest of
+    those; a shape whose smallest layout already costs more than the best found is skipped.
+    ``meets`` is False (with the largest layout's figures) when none does."""
     targets = targets or Targets()
     tried = 0
     cache: dict[PairLayout, dict[str, dict[str, Any]]] = {}
@@ -235,7 +234,7 @@ def find_layout(
                 continue
             while not all(_allowed(make(low), c.thresholds) for c in need.claims):
                 low += 1
-            if crossed and best and need.cost(make(low)) >= best[0]:
+            if best and need.cost(make(low)) >= best[0]:
                 continue
             high = min(largest, 12) if crossed else largest  # 144 crossed pairs at most
             if low > high or not ok(make(high)):
@@ -261,8 +260,3 @@ def find_layout(
         )
     _, layout = best
     return Found(layout, need.cost(layout), True, cache[layout], tried)
-
-
-def with_alpha(thresholds: Thresholds, claims: int) -> Thresholds:
-    """The level each of ``claims`` claims is decided at (Bonferroni)."""
-    return replace(thresholds, alpha=thresholds.alpha / max(claims, 1))
