@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,40 @@ from ..models.checkpoint import save_atomic
 from ..models.wrappers import Renormalize
 from ..noise import NoiseSetting, measure_severity
 from ..training import Runtime, TeacherSpec, obtain_teacher, teacher_logits_all
+from ..training.members import TeacherFn
 from .plan import Cell, Plan
+
+
+class TeacherPass:
+    """One teacher forward per batch for every cell whose teacher is this model: cells that
+    differ only in logit noise (clean, confidently wrong …) apply their noise to the same
+    forward. It keeps the batch it last saw (a reference, so the identity cannot be reused) and
+    its version counter (a buffer refilled in place is a new batch)."""
+
+    def __init__(self, model: nn.Module, runtime: Runtime) -> None:
+        self.model, self.runtime = model, runtime
+        self.forwards = 0
+        self._x: torch.Tensor | None = None
+        self._version = -1
+        self._logits: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self._x is not x or x._version != self._version or self._logits is None:
+            with torch.inference_mode(), self.runtime.autocast():
+                self._logits = self.model(x).float()
+            self._x, self._version = x, x._version
+            self.forwards += 1
+        return self._logits
+
+
+# One pass per teacher model, however many cells (and members) it teaches.
+_PASSES: weakref.WeakKeyDictionary[nn.Module, TeacherPass] = weakref.WeakKeyDictionary()
+
+
+def teacher_pass(model: nn.Module, runtime: Runtime) -> TeacherPass:
+    if model not in _PASSES:
+        _PASSES[model] = TeacherPass(model, runtime)
+    return _PASSES[model]
 
 
 @dataclass
@@ -34,18 +68,25 @@ class CellTeacher:
     meta: dict[str, Any]
     runtime: Runtime
     bundle: DataBundle
+    _fn: TeacherFn | None = field(default=None, init=False, repr=False)
 
-    def teacher_fn(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    def teacher_fn(self) -> TeacherFn:
+        """The cell's teacher logits for a batch: one function per cell (members of the cell
+        share its result), its cached table moved to the device once."""
+        if self._fn is None:
+            self._fn = self._make_fn()
+        return self._fn
+
+    def _make_fn(self) -> TeacherFn:
         noise, n = self.cell.noise, len(self.bundle.train)
         if self.noisy_train_logits is not None:
             table = self.noisy_train_logits.to(self.runtime.device)
             return lambda idx, x, y: table.index_select(0, idx)
+        shared = teacher_pass(self.model, self.runtime)
 
         def forward(idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode(), self.runtime.autocast():
-                logits = self.model(x).float()
-            # Leave inference mode with an ordinary tensor the loss can use.
-            return noise.apply(logits.clone(), idx, y, "train", n)
+            # A copy outside inference mode: an ordinary tensor the noise and the loss can use.
+            return noise.apply(shared(x).clone(), idx, y, "train", n)
 
         return forward
 
