@@ -241,6 +241,11 @@ def test_ctrl_c_then_rerun_completes_every_trial_once(tmp_path: Path) -> None:
     while time.time() < deadline:
         if (out / "optuna.db").exists() and _count(storage, TrialState.COMPLETE) >= 2:
             break
+        if proc.poll() is not None:  # ended on its own: say how, at once
+            pytest.fail(
+                f"the run ended before it was interrupted ({proc.returncode}): "
+                f"{proc.communicate()[1][-2000:]}"
+            )
         time.sleep(0.3)
     else:
         proc.kill()
