@@ -75,6 +75,19 @@ class PairLayout:
             f"{self.seeds} seeds"
         )
 
+    def spec(self) -> str:
+        """The text :meth:`parse` reads back.
+
+        >>> PairLayout(8, 8, 2, 4).spec()
+        'per_student:8:2@4'
+        """
+        body = {
+            "disjoint": f"disjoint:{self.teachers}",
+            "crossed": f"crossed:{self.teachers}:{self.students}",
+            "per_student": f"per_student:{self.teachers}:{self.per_student}",
+        }[self.pairing]
+        return f"{body}@{self.seeds}"
+
     @classmethod
     def parse(cls, text: str) -> PairLayout:
         """``disjoint:N``, ``crossed:T:S`` or ``per_student:N:K`` (N teachers and N students),
@@ -121,10 +134,11 @@ class Need:
     fixed: Mapping[str, int]
 
     def cost(self, layout: PairLayout) -> int:
-        per_pair = sum(
-            self.per_seed[n] * layout.seeds + self.fixed.get(n, 0) for n in self.per_seed
-        )
-        return layout.pairs * per_pair
+        return self.trainings(layout.pairs, layout.seeds)
+
+    def trainings(self, pairs: int, seeds: int) -> int:
+        """Student trainings for ``pairs`` pairs with ``seeds`` seeds."""
+        return pairs * sum(self.per_seed[n] * seeds + self.fixed.get(n, 0) for n in self.per_seed)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..analysis.design import Design, World
-    from ..analysis.layout_search import Need, PairLayout
+    from ..analysis.layout_search import Need
     from ..study import Plan
     from ..study.arms import Claim
 
@@ -33,7 +33,7 @@ def find_layout_command(
     )
     need = _need(plan, claims, needs)
     found = find_layout(need, worlds[0][0], sims=args.sims)
-    declared = need.cost(_declared_layout(design))
+    declared = need.trainings(design.pairs, design.seeds)
     if args.json:
         print(
             json.dumps(
@@ -63,32 +63,12 @@ def find_layout_command(
             f"  {name}: P(holds | true) {r['power']:.3f}, size {r['size']:.3f}, "
             f"P(does not hold | 1/8 fail) {r['fails_at_eighth']:.3f}"
         )
-    spec = _spec(found.layout)
     print(
-        f"check it: design {args.study or ''} --layout {spec}".replace("  ", " ")
+        f"check it: design {args.study or ''} --layout {found.layout.spec()}".replace("  ", " ")
         + f"\n({found.tried} layouts tried, {args.sims} simulated studies per figure, through "
         "the verdict's own rule)"
     )
     return 0 if found.meets else 1
-
-
-def _spec(layout: PairLayout) -> str:
-    if layout.pairing == "disjoint":
-        body = f"disjoint:{layout.teachers}"
-    elif layout.pairing == "crossed":
-        body = f"crossed:{layout.teachers}:{layout.students}"
-    else:
-        body = f"per_student:{layout.teachers}:{layout.per_student}"
-    return f"{body}@{layout.seeds}"
-
-
-def _declared_layout(design: Design) -> PairLayout:
-    """The study's own layout, for its cost (pairs and seeds are what the cost counts)."""
-    from ..analysis.layout_search import PairLayout
-
-    per_student = max(1, round(design.pairs / max(design.students, 1)))
-    teachers = max(design.teachers, per_student)
-    return PairLayout(teachers, design.pairs // per_student, per_student, design.seeds)
 
 
 def _need(plan: Plan, claims: tuple[Claim, ...], needs: tuple[Any, ...]) -> Need:

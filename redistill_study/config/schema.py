@@ -13,6 +13,9 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from ..losses import get_method
 from ._strict import Strict
 from .pairs import ModelConfig, Normalization, PairConfig, TeacherConfig
+from .population import PopulationConfig
+from .recipes import PLAIN_RECIPE, RecipeConfig, TrainConfig
+from .verdict import VerdictConfig
 
 __all__ = [  # the pair models live in .pairs; imported from here too
     "DatasetConfig",
@@ -26,9 +29,6 @@ __all__ = [  # the pair models live in .pairs; imported from here too
     "TeacherConfig",
     "TuningConfig",
 ]
-from .population import PopulationConfig
-from .recipes import PLAIN_RECIPE, RecipeConfig, TrainConfig
-from .verdict import VerdictConfig
 
 
 class DatasetConfig(Strict):

@@ -171,14 +171,17 @@ class MLP(nn.Module):
         return self.net(x)
 
 
+# name: (widths, convs per stage, the classifier's pooled grid: 3 × 3 sees where things are,
+# 1 is the global average alone)
 _CNNS = {
-    "fm_cnn_xxs": ((4, 8, 16), 1),
-    "fm_cnn_xs": ((8, 16, 32), 1),
-    "fm_cnn_xs_deep": ((8, 16, 32), 2),
-    "fm_cnn_s": ((16, 32, 64), 1),
-    "fm_cnn_m": ((32, 64, 128), 1),
-    "fm_cnn_l": ((64, 128, 256), 1),
-    "fm_cnn_deep": ((32, 64, 128), 2),
+    "fm_cnn_xxs": ((4, 8, 16), 1, 3),
+    "fm_cnn_xs": ((8, 16, 32), 1, 3),
+    "fm_cnn_xs_deep": ((8, 16, 32), 2, 3),
+    "fm_cnn_xs_gap": ((8, 16, 32), 1, 1),
+    "fm_cnn_s": ((16, 32, 64), 1, 3),
+    "fm_cnn_m": ((32, 64, 128), 1, 3),
+    "fm_cnn_l": ((64, 128, 256), 1, 3),
+    "fm_cnn_deep": ((32, 64, 128), 2, 3),
 }
 # name: (hidden widths, batch norm after each hidden layer)
 _MLPS = {
@@ -197,20 +200,15 @@ _MLPS = {
     "fm_mlp_l": ((1024, 1024), False),
     "fm_mlp_l_bn": ((1024, 1024), True),
 }
-# A CNN whose classifier sees only the global average (no 3 × 3 grid): less of where things are.
-_GLOBAL_POOLED = {"fm_cnn_xs_gap"}
 
 
 def _register() -> None:
-    for name, (widths, per_stage) in _CNNS.items():
+    for name, (widths, per_stage, grid) in _CNNS.items():
         register_model(name, FAMILY)(
-            lambda num_classes=10, in_chans=1, pooled=3, _w=widths, _p=per_stage: PlainCNN(
+            lambda num_classes=10, in_chans=1, pooled=grid, _w=widths, _p=per_stage: PlainCNN(
                 _w, _p, num_classes, in_chans, pooled
             )
         )
-    register_model("fm_cnn_xs_gap", FAMILY)(
-        lambda num_classes=10, in_chans=1: PlainCNN((8, 16, 32), 1, num_classes, in_chans, 1)
-    )
     for name, (hidden, norm) in _MLPS.items():
         register_model(name, FAMILY)(
             lambda num_classes=10, in_chans=1, _h=hidden, _n=norm: MLP(

@@ -33,7 +33,6 @@ class TeacherPass:
 
     def __init__(self, model: nn.Module, runtime: Runtime) -> None:
         self.model, self.runtime = model, runtime
-        self.forwards = 0
         self._x: torch.Tensor | None = None
         self._version = -1
         self._logits: torch.Tensor | None = None
@@ -43,7 +42,6 @@ class TeacherPass:
             with torch.inference_mode(), self.runtime.autocast():
                 self._logits = self.model(x).float()
             self._x, self._version = x, x._version
-            self.forwards += 1
         return self._logits
 
 

@@ -50,10 +50,12 @@ def test_layouts_pair_every_student_with_distinct_teachers(layout, pairs, per_te
     assert set(Counter(t for t, _ in cells).values()) == {per_teacher}
 
 
-def test_layouts_parse_from_their_text() -> None:
+def test_layouts_parse_from_their_text_and_write_it_back() -> None:
     assert PairLayout.parse("disjoint:12") == PairLayout(12, 12, 1, 3)
     assert PairLayout.parse("crossed:4:3@5") == PairLayout(4, 3, 4, 5)
     assert PairLayout.parse("per_student:8:2@2").pairing == "per_student"
+    for layout in (PairLayout(12, 12, 1, 2), PairLayout(4, 3, 4, 5), PairLayout(8, 8, 2, 3)):
+        assert PairLayout.parse(layout.spec()) == layout
     with pytest.raises(ValueError, match="expected disjoint:N"):
         PairLayout.parse("grid:4")
 
@@ -108,11 +110,9 @@ def test_find_layout_from_the_command_line(capsys) -> None:
     found = json.loads(capsys.readouterr().out)
     assert code == 0 and found["meets_targets"]
     layout = found["layout"]
-    spec = {
-        "disjoint": f"disjoint:{layout['teachers']}",
-        "crossed": f"crossed:{layout['teachers']}:{layout['students']}",
-        "per_student": f"per_student:{layout['teachers']}:{layout['per_student']}",
-    }[layout["pairing"]] + f"@{layout['seeds']}"
+    spec = PairLayout(
+        layout["teachers"], layout["students"], layout["per_student"], layout["seeds"]
+    ).spec()
     assert (
         main(
             [*args, "--seed-sd", "0.002", "--noise-correlation", "0.2", "--layout", spec, "--json"]
